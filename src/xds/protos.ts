@@ -1,0 +1,265 @@
+// Envoy's v3 protos, loaded from the set @grpc/grpc-js-xds ships, and the codec between
+// protobuf bytes and the JSON form used everywhere else in Weft (Envoy's config_dump form:
+// snake_case field names, "@type" on Any, durations as "1.5s", wrapper types as plain values).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
+
+export const TYPE_URL_PREFIX = 'type.googleapis.com/';
+
+export const TypeUrl = {
+  Cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  ClusterLoadAssignment: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+} as const;
+export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
+
+/** ADS push order, as Envoy requires to avoid traffic drops: CDS, EDS, LDS, RDS. */
+export const ADS_TYPE_ORDER: readonly TypeUrl[] = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  TypeUrl.RouteConfiguration,
+  TypeUrl.Secret,
+];
+
+export const SHORT_TYPE_NAMES: Record<TypeUrl, string> = {
+  [TypeUrl.Cluster]: 'CDS',
+  [TypeUrl.ClusterLoadAssignment]: 'EDS',
+  [TypeUrl.Listener]: 'LDS',
+  [TypeUrl.RouteConfiguration]: 'RDS',
+  [TypeUrl.Secret]: 'SDS',
+};
+
+const PROTO_ROOT = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+export const PROTO_INCLUDE_DIRS = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) =>
+  path.join(PROTO_ROOT, d),
+);
+
+/** Every proto file whose messages Weft puts on the wire or reads from it. */
+const PROTO_FILES = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/load_balancing_policies/random/v3/random.proto',
+  'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'google/protobuf/struct.proto',
+  'google/protobuf/duration.proto',
+  'google/protobuf/wrappers.proto',
+];
+
+function formatDuration(seconds: number, nanos: number): string {
+  const total = seconds + nanos / 1e9;
+  return `${Number(total.toFixed(9))}s`;
+}
+
+/** Parses "1.5s", "100ms", "2m", "1h" (Istio accepts all; protobuf JSON only "s"). */
+export function parseDurationString(text: string): { seconds: number; nanos: number } {
+  const m = /^(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)$/.exec(text.trim());
+  if (!m) throw new Error(`invalid duration "${text}"`);
+  const unitSeconds: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, µs: 1e-6, ns: 1e-9 };
+  const total = Number(m[1]) * unitSeconds[m[2]];
+  const seconds = Math.floor(total);
+  return { seconds, nanos: Math.round((total - seconds) * 1e9) };
+}
+
+type Wrapper = protobuf.IWrapper;
+
+function scalarWrapper(): Wrapper {
+  return {
+    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
+      if (object !== null && typeof object === 'object' && 'value' in object) return this.fromObject(object);
+      return this.create({ value: object } as any);
+    },
+    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
+      const o = this.toObject(message, options) as { value?: unknown };
+      return o.value as any;
+    },
+  };
+}
+
+function installJsonWrappers(): void {
+  const wrappers = protobuf.wrappers as Record<string, Wrapper>;
+  wrappers['.google.protobuf.Duration'] = {
+    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
+      if (typeof object === 'string') return this.create(parseDurationString(object) as any);
+      return this.fromObject(object);
+    },
+    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
+      const o = this.toObject(message, { ...options, longs: Number }) as { seconds?: number; nanos?: number };
+      return formatDuration(Number(o.seconds ?? 0), Number(o.nanos ?? 0)) as any;
+    },
+  };
+  for (const name of ['UInt32Value', 'Int32Value', 'UInt64Value', 'Int64Value', 'BoolValue', 'DoubleValue', 'FloatValue', 'StringValue']) {
+    wrappers[`.google.protobuf.${name}`] = scalarWrapper();
+  }
+  wrappers['.google.protobuf.Struct'] = {
+    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
+      return this.fromObject({ fields: mapToStructFields(object) });
+    },
+    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
+      const o = this.toObject(message, { ...options, defaults: false, oneofs: false }) as { fields?: Record<string, any> };
+      return structFieldsToMap(o.fields ?? {}) as any;
+    },
+  };
+}
+
+// protobufjs's built-in google.protobuf.Value uses camelCase field names whatever keepCase says.
+function toStructValue(v: unknown): Record<string, unknown> {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toStructValue) } };
+  return { structValue: v }; // the Struct wrapper converts the nested map
+}
+function mapToStructFields(o: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o ?? {})) fields[k] = toStructValue(v);
+  return fields;
+}
+function fromStructValue(v: any): unknown {
+  if (v == null) return null;
+  if ('stringValue' in v) return v.stringValue;
+  if ('numberValue' in v) return v.numberValue;
+  if ('boolValue' in v) return v.boolValue;
+  if ('listValue' in v) return (v.listValue.values ?? []).map(fromStructValue);
+  if ('structValue' in v) return v.structValue; // already a plain map: the nested Struct wrapper ran
+  return null;
+}
+function structFieldsToMap(fields: Record<string, any>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = fromStructValue(v);
+  return out;
+}
+
+let root: protobuf.Root | undefined;
+
+/** The protobufjs root holding every Envoy message Weft uses (loaded once, lazily). */
+export function envoyProtoRoot(): protobuf.Root {
+  if (root) return root;
+  installJsonWrappers();
+  const r = new protobuf.Root();
+  const bundledGoogleProtos = path.join(path.dirname(require.resolve('protobufjs/package.json')), 'google', 'protobuf');
+  r.resolvePath = (_origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    // Well-known types protobufjs carries itself (any, duration, struct, ...) resolve by name.
+    if (target.startsWith('google/protobuf/')) {
+      const base = target.slice('google/protobuf/'.length);
+      if (fs.existsSync(path.join(bundledGoogleProtos, base))) return path.join(bundledGoogleProtos, base);
+      if ((protobuf.common as any)[target] || (protobuf.common as any)[base.replace('.proto', '')]) return target;
+    }
+    for (const dir of PROTO_INCLUDE_DIRS) {
+      const candidate = path.join(dir, target);
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    return target;
+  };
+  r.loadSync(PROTO_FILES, { keepCase: true });
+  r.resolveAll();
+  root = r;
+  return r;
+}
+
+const CONVERSION: protobuf.IConversionOptions = { longs: Number, enums: String, json: true, defaults: false, oneofs: false };
+
+function lookupMessage(typeUrl: string): protobuf.Type {
+  const name = typeUrl.startsWith(TYPE_URL_PREFIX) ? typeUrl.slice(TYPE_URL_PREFIX.length) : typeUrl;
+  return envoyProtoRoot().lookupType(name);
+}
+
+/**
+ * Encodes a resource in JSON form into protobuf bytes. Throws with the offending field when the
+ * object does not fit the message (for example an unknown enum name).
+ */
+export function encodeResource(typeUrl: string, resource: object): Uint8Array {
+  const type = lookupMessage(typeUrl);
+  const message = type.fromObject(jsonToProtoObject(type, resource as Record<string, unknown>));
+  return type.encode(message).finish();
+}
+
+const SCALAR_WRAPPERS = new Set(
+  ['UInt32Value', 'Int32Value', 'UInt64Value', 'Int64Value', 'BoolValue', 'DoubleValue', 'FloatValue', 'StringValue'].map(
+    (n) => `.google.protobuf.${n}`,
+  ),
+);
+
+/**
+ * Rewrites the JSON form into the object shape protobufjs's generated fromObject accepts
+ * (its codegen rejects a string where a Duration message is expected, before any wrapper runs).
+ */
+function jsonToProtoObject(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(obj)) {
+    if (value === undefined) continue;
+    const field = type.fields[key];
+    if (!field) {
+      if (key !== '@type') throw new Error(`${type.fullName.slice(1)}: unknown field "${key}"`);
+      out[key] = value;
+      continue;
+    }
+    field.resolve();
+    if (!(field.resolvedType instanceof protobuf.Type)) {
+      out[key] = value;
+      continue;
+    }
+    const fieldType = field.resolvedType;
+    const convert = (v: unknown) => jsonValueToProto(fieldType, v);
+    if (field.map) {
+      out[key] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, convert(v)]));
+    } else if (field.repeated) {
+      out[key] = (value as unknown[]).map(convert);
+    } else {
+      out[key] = convert(value);
+    }
+  }
+  return out;
+}
+
+function jsonValueToProto(type: protobuf.Type, value: unknown): unknown {
+  const name = type.fullName;
+  if (name === '.google.protobuf.Duration') return typeof value === 'string' ? parseDurationString(value) : value;
+  if (SCALAR_WRAPPERS.has(name)) return value !== null && typeof value === 'object' ? value : { value };
+  if (name === '.google.protobuf.Struct') return value;
+  if (name === '.google.protobuf.Value') return toStructValue(value);
+  if (name === '.google.protobuf.Any') {
+    const any = value as Record<string, unknown>;
+    const typeUrl = any['@type'];
+    if (typeof typeUrl !== 'string') return value;
+    const inner = lookupMessage(typeUrl);
+    return { ...jsonToProtoObject(inner, any), '@type': typeUrl };
+  }
+  if (value === null || typeof value !== 'object') return value;
+  return jsonToProtoObject(type, value as Record<string, unknown>);
+}
+
+/** Decodes protobuf bytes of the given type into the JSON form. */
+export function decodeResource<T = Record<string, unknown>>(typeUrl: string, bytes: Uint8Array): T {
+  const type = lookupMessage(typeUrl);
+  return type.toObject(type.decode(bytes), CONVERSION) as T;
+}
+
+/** Wraps a resource as google.protobuf.Any, the form DiscoveryResponse.resources carries. */
+export function toAny(typeUrl: string, resource: object): { type_url: string; value: Uint8Array } {
+  return { type_url: typeUrl, value: encodeResource(typeUrl, resource) };
+}
