@@ -1,0 +1,187 @@
+// `weft control`: wires the stages together — file source -> config store -> versioned snapshot
+// -> ADS server — and serves the monitoring/debug HTTP address.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { analyzeResources } from '../config/analyze';
+import { FileConfigSource, type FileUpdate } from '../config/file-source';
+import { formatProblem, type ConfigProblem } from '../config/problems';
+import { ConfigStore, isEmptyChange, type StoreChange } from '../config/store';
+import type { Logger } from '../log/logger';
+import { createSnapshot, DEFAULT_MESH_CONFIG, SnapshotHistory, type MeshConfig, type MeshSnapshot } from '../model/snapshot';
+import { AdsServer } from '../xds/server/ads-server';
+import { parseProxyNode, translateForProxy } from '../xds/translate';
+import { startMonitoringServer, type MonitoringServer } from './monitoring-server';
+
+export interface ControlPlaneOptions {
+  configDir: string;
+  /** host:port for plaintext xDS (Istio: 15010). */
+  xdsAddress: string;
+  /** host:port for /ready, /metrics, /debug/* (Istio: 15014). */
+  httpAddress: string;
+  logger: Logger;
+  meshConfig?: MeshConfig;
+  historySize?: number;
+  pushDebounceMs?: number;
+  pushDebounceMaxMs?: number;
+}
+
+export class ControlPlane {
+  readonly store = new ConfigStore();
+  readonly history: SnapshotHistory;
+  readonly metrics = new Registry();
+  readonly ads: AdsServer;
+  private source?: FileConfigSource;
+  private monitoring?: MonitoringServer;
+  private sequence = 0;
+  private analysis: ConfigProblem[] = [];
+  private readonly logger: Logger;
+  private readonly snapshotsBuilt: Counter;
+  private readonly snapshotBuildTime: Histogram;
+  private readonly rejectedGauge: Gauge;
+  private readonly configEvents: Counter;
+  xdsPort = 0;
+  httpPort = 0;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    this.logger = options.logger;
+    this.history = new SnapshotHistory(options.historySize ?? 50);
+    collectDefaultMetrics({ register: this.metrics });
+    this.snapshotsBuilt = new Counter({ name: 'weft_snapshots_total', help: 'Mesh snapshots built from accepted config changes.', registers: [this.metrics] });
+    this.snapshotBuildTime = new Histogram({
+      name: 'weft_snapshot_build_seconds',
+      help: 'Time to build a mesh snapshot (registry included) from the accepted resources.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [this.metrics],
+    });
+    this.rejectedGauge = new Gauge({
+      name: 'weft_config_rejected_resources',
+      help: 'Resources currently rejected by validation (their last good version keeps serving).',
+      registers: [this.metrics],
+    });
+    this.configEvents = new Counter({
+      name: 'pilot_k8s_cfg_events',
+      help: 'Config change events, by kind and event (add/update/delete).',
+      labelNames: ['type', 'event'],
+      registers: [this.metrics],
+    });
+    this.ads = new AdsServer({
+      generate: translateForProxy,
+      parseNode: parseProxyNode,
+      logger: this.logger.child({ component: 'ads' }),
+      metrics: this.metrics,
+      debounceAfterMs: options.pushDebounceMs,
+      debounceMaxMs: options.pushDebounceMaxMs,
+    });
+  }
+
+  get meshConfig(): MeshConfig {
+    return this.options.meshConfig ?? DEFAULT_MESH_CONFIG;
+  }
+
+  /** The snapshot proxies are being served, once the first one is built. */
+  current(): MeshSnapshot | undefined {
+    return this.history.latest();
+  }
+
+  /** Cross-resource analysis of the current config (warnings and errors, not rejections). */
+  analysisProblems(): readonly ConfigProblem[] {
+    return this.analysis;
+  }
+
+  async start(): Promise<void> {
+    const dir = path.resolve(this.options.configDir);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+      throw new Error(`config directory ${dir} does not exist (hint: create it, or pass --config-dir)`);
+    }
+    this.source = new FileConfigSource({
+      dir,
+      logger: this.logger,
+      onUpdates: (updates) => this.applyFileUpdates(updates, 'file change'),
+    });
+    this.applyFileUpdates(this.source.loadAll(), 'initial load', true);
+    this.source.watch();
+    this.xdsPort = await this.ads.listen(this.options.xdsAddress);
+    this.monitoring = await startMonitoringServer(this, this.options.httpAddress);
+    this.httpPort = this.monitoring.port;
+    this.logger.info('control_plane_ready', {
+      configDir: dir,
+      xds: replacePort(this.options.xdsAddress, this.xdsPort),
+      http: replacePort(this.options.httpAddress, this.httpPort),
+      version: this.current()?.version,
+      resources: this.current()?.resources.size,
+    });
+  }
+
+  /** Forces a rescan of the config directory (for callers that just wrote files). */
+  rescan(): void {
+    this.source?.rescan();
+  }
+
+  async stop(graceMs = 2000): Promise<void> {
+    this.source?.close();
+    await this.monitoring?.close();
+    await this.ads.close(graceMs);
+    this.logger.info('control_plane_stopped');
+  }
+
+  private applyFileUpdates(updates: FileUpdate[], reason: string, force = false): void {
+    const total: StoreChange = { added: [], updated: [], removed: [], rejected: [] };
+    for (const u of updates) {
+      const change = u.documents ? this.store.replaceSource(u.sourceId, u.documents, u.problems) : this.store.removeSource(u.sourceId);
+      total.added.push(...change.added);
+      total.updated.push(...change.updated);
+      total.removed.push(...change.removed);
+      total.rejected.push(...change.rejected);
+    }
+    for (const key of total.rejected) {
+      const rejection = this.store.rejected().find((r) => r.key === key);
+      for (const p of rejection?.problems ?? []) {
+        this.logger.warn('config_rejected', {
+          resource: key,
+          lastGoodServing: rejection?.lastGoodServing,
+          problem: formatProblem(p),
+        });
+      }
+    }
+    this.rejectedGauge.set(this.store.rejected().length);
+    const countEvents = (keys: string[], event: string) => {
+      for (const k of keys) this.configEvents.inc({ type: k.split('/')[0], event });
+    };
+    countEvents(total.added, 'add');
+    countEvents(total.updated, 'update');
+    countEvents(total.removed, 'delete');
+    if (!force && isEmptyChange(total)) return;
+    const files = updates.map((u) => u.sourceId);
+    this.publish(`${reason}: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` (+${files.length - 5} more)` : ''}`, total);
+  }
+
+  private publish(reason: string, change: StoreChange): MeshSnapshot {
+    const started = process.hrtime.bigint();
+    const resources = this.store.resources();
+    const snapshot = createSnapshot({ sequence: ++this.sequence, reason, resources, meshConfig: this.meshConfig });
+    this.analysis = analyzeResources(resources, { domainSuffix: this.meshConfig.domainSuffix });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.snapshotBuildTime.observe(seconds);
+    this.snapshotsBuilt.inc();
+    this.history.record(snapshot);
+    this.ads.publish(snapshot);
+    this.logger.info('snapshot_published', {
+      version: snapshot.version,
+      reason,
+      resources: snapshot.resources.size,
+      services: snapshot.registry.services.size,
+      added: change.added.length,
+      updated: change.updated.length,
+      removed: change.removed.length,
+      rejected: change.rejected.length,
+      buildMs: Math.round(seconds * 1000 * 100) / 100,
+    });
+    return snapshot;
+  }
+}
+
+function replacePort(address: string, port: number): string {
+  const i = address.lastIndexOf(':');
+  return `${address.slice(0, i)}:${port}`;
+}

@@ -1,0 +1,100 @@
+// The control plane's HTTP address (Istio: 15014): readiness, Prometheus metrics and the debug
+// views operators read when something is off (/debug/syncz, /debug/configz, /debug/snapshots).
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { formatProblem } from '../config/problems';
+import { resourceKey } from '../config/resources';
+import type { ControlPlane } from './control-plane';
+
+export interface MonitoringServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+type Handler = (req: http.IncomingMessage, url: URL) => Promise<{ status: number; type: string; body: string }> | { status: number; type: string; body: string };
+
+function json(value: unknown, status = 200) {
+  return { status, type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' };
+}
+
+function buildRoutes(cp: ControlPlane): Record<string, Handler> {
+  return {
+    '/ready': () => {
+      const snapshot = cp.current();
+      return snapshot
+        ? { status: 200, type: 'text/plain', body: `ready ${snapshot.version}\n` }
+        : { status: 503, type: 'text/plain', body: 'not ready: no snapshot built yet\n' };
+    },
+    '/metrics': async () => ({ status: 200, type: cp.metrics.contentType, body: await cp.metrics.metrics() }),
+    '/debug/syncz': () => json(cp.ads.syncStatus()),
+    '/debug/configz': () => {
+      const snapshot = cp.current();
+      return json({
+        version: snapshot?.version,
+        createdAt: snapshot?.createdAt,
+        accepted: cp.store.resources().map((r) => ({
+          key: resourceKey(r),
+          apiVersion: r.apiVersion,
+          source: cp.store.sourceOf(resourceKey(r)),
+          resource: { apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec },
+        })),
+        rejected: cp.store.rejected().map((r) => ({
+          key: r.key,
+          source: r.sourceId,
+          lastGoodServing: r.lastGoodServing,
+          at: r.at,
+          errors: r.problems,
+          messages: r.problems.map(formatProblem),
+        })),
+        warnings: [...cp.store.warnings(), ...cp.analysisProblems()].map((p) => ({ ...p, message: formatProblem(p) })),
+      });
+    },
+    '/debug/snapshots': () =>
+      json(
+        cp.history.list().map((s) => ({
+          version: s.version,
+          createdAt: s.createdAt,
+          reason: s.reason,
+          resources: s.resources.size,
+          services: s.registry.services.size,
+        })),
+      ),
+  };
+}
+
+export function startMonitoringServer(cp: ControlPlane, address: string): Promise<MonitoringServer> {
+  const routes = buildRoutes(cp);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const handler = routes[url.pathname];
+    if (!handler) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${url.pathname}\n`);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' }).end('method not allowed\n');
+      return;
+    }
+    Promise.resolve(handler(req, url)).then(
+      (r) => res.writeHead(r.status, { 'content-type': r.type }).end(r.body),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`internal error: ${err.message}\n`),
+    );
+  });
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
