@@ -59,14 +59,18 @@ export class ConfigStore {
 
     for (const [key, rejection] of this.rejections) if (rejection.sourceId === sourceId) this.rejections.delete(key);
 
+    // A file that does not parse tells us nothing about which of its resources went away:
+    // everything it contributed before keeps serving until it parses again.
+    const unparsable = parseProblems.some((p) => p.severity === 'error');
     for (const p of parseProblems) {
       if (p.severity === 'warning') warnings.push(p);
       else {
         const key = `${sourceId}#${p.document ?? 0}`;
-        this.rejections.set(key, { key, sourceId, problems: [p], lastGoodServing: false, at: now });
+        this.rejections.set(key, { key, sourceId, problems: [p], lastGoodServing: unparsable && previousKeys.size > 0, at: now });
         change.rejected.push(key);
       }
     }
+    if (unparsable) for (const key of previousKeys) nextKeys.add(key);
 
     for (const doc of documents) {
       const result = validateResource(doc);

@@ -18,8 +18,11 @@ function weft(args: string[], cwd = REPO) {
 describe('weft analyze', () => {
   it('passes the Bookinfo platform and Istio sample networking YAML', () => {
     const r = weft(['analyze', 'examples/bookinfo/platform', 'examples/bookinfo/networking/destination-rule-all.yaml', 'examples/bookinfo/networking/virtual-service-all-v1.yaml']);
+    // Istio's sample defines subsets (ratings v2, details v2) that our platform does not run:
+    // the analyzer warns about those, and there are no errors.
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /No validation issues found/);
+    assert.match(r.stdout, /^0 error\(s\)/m);
+    assert.doesNotMatch(r.stdout, /^Error/m);
   });
 
   it('prints one line per problem with kind, name, file and field path, and exits 1', () => {
@@ -36,7 +39,7 @@ describe('weft analyze', () => {
           '  http:',
           '  - route:',
           '    - destination: {host: reviews, subset: v9}',
-          '      weight: 150',
+          '      weight: -5',
         ].join('\n'),
       );
       const r = weft(['analyze', dir]);

@@ -1,0 +1,147 @@
+// What the proxy records about each request or TCP connection, and Envoy-format access logs
+// (file/stdout/stderr loggers, text format with %COMMAND% operators, or JSON format).
+import * as fs from 'node:fs';
+
+export interface RequestRecord {
+  /** Epoch milliseconds. */
+  startTime: number;
+  durationMs: number;
+  listener: string;
+  protocol: string;
+  method: string;
+  path: string;
+  authority: string;
+  /** 0 when no response was sent (downstream went away, reset). */
+  status: number;
+  /** Envoy response flags, e.g. ['UH'] or ['UF', 'URX']. */
+  flags: string[];
+  /** Envoy's response code details, e.g. `via_upstream`, `route_not_found`. */
+  details: string;
+  routeName?: string;
+  upstreamCluster?: string;
+  upstreamHost?: string;
+  /** Upstream attempts made (1 + retries). */
+  attempts: number;
+  bytesReceived: number;
+  bytesSent: number;
+  requestId?: string;
+  userAgent?: string;
+  forwardedFor?: string;
+  upstreamServiceTimeMs?: number;
+  downstreamRemoteAddress: string;
+  downstreamLocalAddress: string;
+}
+
+/** Envoy's default access log format. */
+export const DEFAULT_ACCESS_LOG_FORMAT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% ' +
+  '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
+  '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
+
+function operator(record: RequestRecord, op: string, arg: string | undefined): string | number | undefined {
+  switch (op) {
+    case 'START_TIME':
+      return new Date(record.startTime).toISOString();
+    case 'PROTOCOL':
+      return record.protocol;
+    case 'RESPONSE_CODE':
+      return record.status;
+    case 'RESPONSE_FLAGS':
+      return record.flags.length ? record.flags.join(',') : '-';
+    case 'RESPONSE_CODE_DETAILS':
+      return record.details;
+    case 'BYTES_RECEIVED':
+      return record.bytesReceived;
+    case 'BYTES_SENT':
+      return record.bytesSent;
+    case 'DURATION':
+      return Math.round(record.durationMs);
+    case 'UPSTREAM_HOST':
+      return record.upstreamHost;
+    case 'UPSTREAM_CLUSTER':
+      return record.upstreamCluster;
+    case 'ROUTE_NAME':
+      return record.routeName;
+    case 'DOWNSTREAM_REMOTE_ADDRESS':
+    case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
+      return record.downstreamRemoteAddress;
+    case 'DOWNSTREAM_LOCAL_ADDRESS':
+      return record.downstreamLocalAddress;
+    case 'UPSTREAM_REQUEST_ATTEMPT_COUNT':
+      return record.attempts;
+    case 'REQ': {
+      const names = (arg ?? '').toLowerCase().split('?');
+      for (const name of names) {
+        const v = requestField(record, name);
+        if (v !== undefined) return v;
+      }
+      return undefined;
+    }
+    case 'RESP':
+      if ((arg ?? '').toLowerCase() === 'x-envoy-upstream-service-time') return record.upstreamServiceTimeMs;
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+function requestField(record: RequestRecord, name: string): string | undefined {
+  switch (name) {
+    case ':method':
+      return record.method;
+    case ':path':
+      return record.path;
+    case ':authority':
+    case 'host':
+      return record.authority;
+    case 'x-request-id':
+      return record.requestId;
+    case 'user-agent':
+      return record.userAgent;
+    case 'x-forwarded-for':
+      return record.forwardedFor;
+    default:
+      return undefined;
+  }
+}
+
+export function formatAccessLog(record: RequestRecord, format: string = DEFAULT_ACCESS_LOG_FORMAT): string {
+  return format.replace(/%([A-Z_]+)(?:\(([^)]*)\))?(?::\d+)?%/g, (_m, op: string, arg: string | undefined) => {
+    const v = operator(record, op, arg);
+    return v === undefined || v === '' ? '-' : String(v);
+  });
+}
+
+export function formatJsonAccessLog(record: RequestRecord, fields: Record<string, string>): string {
+  const out: Record<string, unknown> = {};
+  for (const [key, template] of Object.entries(fields)) {
+    const m = /^%([A-Z_]+)(?:\(([^)]*)\))?%$/.exec(String(template));
+    out[key] = m ? (operator(record, m[1], m[2]) ?? null) : formatAccessLog(record, String(template));
+  }
+  return JSON.stringify(out) + '\n';
+}
+
+/** Append-only writers per path, shared by every access log pointing at the same file. */
+export class AccessLogWriters {
+  private readonly streams = new Map<string, { write(line: string): void; close?(): void }>();
+
+  writer(path: string): { write(line: string): void } {
+    let w = this.streams.get(path);
+    if (!w) {
+      if (path === '/dev/stdout') w = { write: (line) => process.stdout.write(line) };
+      else if (path === '/dev/stderr') w = { write: (line) => process.stderr.write(line) };
+      else {
+        const stream = fs.createWriteStream(path, { flags: 'a' });
+        stream.on('error', () => undefined);
+        w = { write: (line) => stream.write(line), close: () => stream.end() };
+      }
+      this.streams.set(path, w);
+    }
+    return w;
+  }
+
+  close(): void {
+    for (const w of this.streams.values()) w.close?.();
+    this.streams.clear();
+  }
+}

@@ -1,0 +1,76 @@
+// ClusterLoadAssignment (EDS, or a cluster's inline load_assignment) -> CompiledLoadAssignment.
+import type { CompiledEndpoint, CompiledLoadAssignment, HealthStatus } from './model';
+import { join, Problems, wrapped, type Json, type Validation } from './validation';
+
+const HEALTH: ReadonlySet<string> = new Set(['HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED', 'UNKNOWN']);
+
+/** Reads envoy.config.core.v3.Address (socket addresses only). */
+export function socketAddress(a: Json | undefined, problems: Problems, path: string): { address: string; port: number } | undefined {
+  if (!a) {
+    problems.add(path, 'address is required');
+    return undefined;
+  }
+  problems.fields(a, path, ['socket_address']);
+  const s = a.socket_address as Json | undefined;
+  if (!s) {
+    problems.add(path, 'only socket_address is supported (pipe and internal addresses are not)');
+    return undefined;
+  }
+  const sp = join(path, 'socket_address');
+  problems.fields(s, sp, ['address', 'port_value', 'protocol', 'ipv4_compat'], ['resolver_name']);
+  if (s.protocol && s.protocol !== 'TCP') problems.add(join(sp, 'protocol'), `protocol ${s.protocol} is not supported`);
+  if (s.named_port) problems.add(join(sp, 'named_port'), 'named ports are not supported');
+  if (!s.address) problems.add(join(sp, 'address'), 'address is required');
+  return { address: String(s.address ?? ''), port: Number(s.port_value ?? 0) };
+}
+
+export function compileLoadAssignmentInto(
+  raw: Json,
+  problems: Problems,
+  path: string,
+): CompiledEndpoint[] {
+  problems.fields(raw, path, ['cluster_name', 'endpoints', 'policy']);
+  if (raw.policy) {
+    problems.fields(raw.policy, join(path, 'policy'), [], ['overprovisioning_factor', 'endpoint_stale_after', 'weighted_priority_health']);
+    if (raw.policy.drop_overloads?.length) problems.add(join(path, 'policy.drop_overloads'), 'drop_overloads is not supported');
+  }
+  const endpoints: CompiledEndpoint[] = [];
+  ((raw.endpoints ?? []) as Json[]).forEach((group, gi) => {
+    const gp = join(join(path, 'endpoints'), gi);
+    problems.fields(group, gp, ['locality', 'lb_endpoints', 'priority'], ['load_balancing_weight', 'proximity', 'metadata']);
+    const loc = group.locality as Json | undefined;
+    const locality = loc ? [loc.region, loc.zone, loc.sub_zone].filter(Boolean).join('/') : undefined;
+    const priority = Number(group.priority ?? 0);
+    ((group.lb_endpoints ?? []) as Json[]).forEach((e, ei) => {
+      const ep = join(join(gp, 'lb_endpoints'), ei);
+      problems.fields(e, ep, ['endpoint', 'health_status', 'load_balancing_weight'], ['metadata']);
+      const endpoint = (e.endpoint ?? {}) as Json;
+      problems.fields(endpoint, join(ep, 'endpoint'), ['address', 'hostname'], ['health_check_config', 'additional_addresses']);
+      const addr = socketAddress(endpoint.address, problems, join(ep, 'endpoint.address'));
+      if (!addr) return;
+      const health = (e.health_status ?? 'UNKNOWN') as HealthStatus;
+      if (!HEALTH.has(health)) problems.add(join(ep, 'health_status'), `unknown health status "${health}"`);
+      const weight = Number(wrapped<number>(e.load_balancing_weight) ?? 1);
+      if (weight < 1) problems.add(join(ep, 'load_balancing_weight'), 'weight must be at least 1');
+      endpoints.push({
+        address: addr.address,
+        port: addr.port,
+        weight: Math.max(1, weight),
+        health,
+        hostname: endpoint.hostname || undefined,
+        locality,
+        priority,
+      });
+    });
+  });
+  return endpoints;
+}
+
+/** Validates and compiles one ClusterLoadAssignment. */
+export function compileLoadAssignment(raw: Json, version: string): Validation<CompiledLoadAssignment> {
+  const clusterName = String(raw.cluster_name ?? '');
+  const problems = new Problems(`ClusterLoadAssignment "${clusterName}"`);
+  if (!clusterName) problems.add('cluster_name', 'cluster_name is required');
+  const endpoints = compileLoadAssignmentInto(raw, problems, '');
+  return problems.result(Object.freeze({ clusterName, version, endpoints, raw }));
+}

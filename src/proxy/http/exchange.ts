@@ -1,0 +1,241 @@
+// One downstream request/response, the same shape over HTTP/1.1 (node:http) and HTTP/2
+// (node:http2 core streams), so routing and forwarding are written once.
+import type * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Readable } from 'node:stream';
+
+export type DownstreamProtocol = 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
+
+export interface Exchange {
+  readonly protocol: DownstreamProtocol;
+  readonly method: string;
+  /** Request target as received: origin-form path, or absolute URI for forward-proxy requests. */
+  readonly target: string;
+  /** :authority or Host as received (may be empty). */
+  readonly rawAuthority: string;
+  readonly scheme: string;
+  /** Request headers (lower-case). Owned by the exchange's handler: it may edit them in place. */
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** The request body, or null when the request has none. */
+  readonly body: Readable | null;
+  /** Whether response headers went out. */
+  readonly headersSent: boolean;
+  /** Request body bytes (as declared; streamed bodies are counted by whoever reads them) / response body bytes written. */
+  bytesReceived(): number;
+  bytesSent(): number;
+  respond(status: number, headers: string[], endStream: boolean): void;
+  /** false: wait for onDrain before writing more. */
+  write(chunk: Buffer): boolean;
+  end(trailers: string[] | null): void;
+  /** Abort the stream (HTTP/2 RST_STREAM, HTTP/1.1 connection close). */
+  reset(): void;
+  onDrain(callback: () => void): void;
+  /** Called once if the client goes away before the response completed. */
+  onAbort(callback: () => void): void;
+}
+
+function listToObject(list: string[], into: Record<string, string | string[]>): void {
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const name = list[i];
+    const prev = into[name];
+    if (prev === undefined) into[name] = list[i + 1];
+    else if (Array.isArray(prev)) prev.push(list[i + 1]);
+    else into[name] = [prev, list[i + 1]];
+  }
+}
+
+export class Http1Exchange implements Exchange {
+  readonly protocol: DownstreamProtocol;
+  readonly method: string;
+  readonly target: string;
+  readonly rawAuthority: string;
+  readonly scheme = 'http';
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly body: Readable | null;
+  private sent = 0;
+  private abortCallback: (() => void) | null = null;
+  private finished = false;
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+  ) {
+    this.protocol = req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
+    this.method = req.method ?? 'GET';
+    this.target = req.url ?? '/';
+    this.headers = req.headers as Record<string, string | string[] | undefined>;
+    this.rawAuthority = (req.headers.host as string | undefined) ?? '';
+    const socket = req.socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    const h = req.headers;
+    const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
+    this.body = hasBody ? req : null;
+    res.once('close', () => {
+      if (!this.finished) {
+        this.finished = true;
+        this.abortCallback?.();
+      }
+    });
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  bytesReceived(): number {
+    return Number(this.headers['content-length'] ?? 0);
+  }
+
+  bytesSent(): number {
+    return this.sent;
+  }
+
+  respond(status: number, headers: string[], endStream: boolean): void {
+    this.res.writeHead(status, headers as unknown as http.OutgoingHttpHeaders);
+    if (endStream) this.end(null);
+  }
+
+  write(chunk: Buffer): boolean {
+    this.sent += chunk.length;
+    return this.res.write(chunk);
+  }
+
+  end(trailers: string[] | null): void {
+    if (trailers && trailers.length) {
+      const t: Record<string, string | string[]> = {};
+      listToObject(trailers, t);
+      this.res.addTrailers(t as http.OutgoingHttpHeaders);
+    }
+    this.finished = true;
+    this.res.end();
+  }
+
+  reset(): void {
+    this.finished = true;
+    this.req.socket.destroy();
+  }
+
+  onDrain(callback: () => void): void {
+    this.res.once('drain', callback);
+  }
+
+  onAbort(callback: () => void): void {
+    this.abortCallback = callback;
+  }
+}
+
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, NGHTTP2_CANCEL } = http2.constants;
+
+export class Http2Exchange implements Exchange {
+  readonly protocol: DownstreamProtocol = 'HTTP/2';
+  readonly method: string;
+  readonly target: string;
+  readonly rawAuthority: string;
+  readonly scheme: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly body: Readable | null;
+  private sent = 0;
+  private pendingTrailers: string[] | null = null;
+  private abortCallback: (() => void) | null = null;
+  private finished = false;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+  ) {
+    this.method = (headers[HTTP2_HEADER_METHOD] as string) ?? 'GET';
+    this.target = (headers[HTTP2_HEADER_PATH] as string) ?? '/';
+    this.rawAuthority = ((headers[HTTP2_HEADER_AUTHORITY] as string) ?? (headers.host as string)) || '';
+    this.scheme = (headers[HTTP2_HEADER_SCHEME] as string) ?? 'http';
+    // Pseudo-headers are kept out of the header map the rest of the proxy edits and forwards.
+    const plain: Record<string, string | string[] | undefined> = {};
+    for (const name of Object.keys(headers)) {
+      if (name.charCodeAt(0) !== 58) plain[name] = headers[name];
+    }
+    this.headers = plain;
+    const session = stream.session;
+    const socket = session?.socket;
+    this.remoteAddress = socket?.remoteAddress ?? '';
+    this.remotePort = socket?.remotePort ?? 0;
+    this.localAddress = socket?.localAddress ?? '';
+    this.localPort = socket?.localPort ?? 0;
+    const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    this.body = endStream ? null : stream;
+    stream.on('wantTrailers', () => {
+      const t: http2.OutgoingHttpHeaders = {};
+      if (this.pendingTrailers) listToObject(this.pendingTrailers, t as Record<string, string | string[]>);
+      stream.sendTrailers(t);
+    });
+    stream.once('close', () => {
+      if (!this.finished) {
+        this.finished = true;
+        this.abortCallback?.();
+      }
+    });
+    stream.on('error', () => {
+      // 'close' follows and reports the abort.
+    });
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  bytesReceived(): number {
+    return Number(this.headers['content-length'] ?? 0);
+  }
+
+  bytesSent(): number {
+    return this.sent;
+  }
+
+  respond(status: number, headers: string[], endStream: boolean): void {
+    const out: Record<string, string | string[]> = { ':status': String(status) };
+    listToObject(headers, out);
+    if (this.stream.destroyed) return;
+    // Trailers may follow (gRPC); waitForTrailers lets end() send them or an empty END_STREAM.
+    this.stream.respond(out as http2.OutgoingHttpHeaders, { endStream, waitForTrailers: !endStream });
+    if (endStream) this.finished = true;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.sent += chunk.length;
+    if (this.stream.destroyed) return true;
+    return this.stream.write(chunk);
+  }
+
+  end(trailers: string[] | null): void {
+    this.pendingTrailers = trailers;
+    this.finished = true;
+    if (!this.stream.destroyed) this.stream.end();
+  }
+
+  reset(): void {
+    this.finished = true;
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  }
+
+  onDrain(callback: () => void): void {
+    this.stream.once('drain', callback);
+  }
+
+  onAbort(callback: () => void): void {
+    this.abortCallback = callback;
+  }
+}

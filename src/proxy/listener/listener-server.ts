@@ -1,0 +1,430 @@
+// One bound listener: accepts connections, works out their destination, selects the filter
+// chain and hands the connection to the HTTP connection manager (HTTP/1.1 or h2c, told apart
+// by sniffing the first bytes) or to tcp_proxy.
+//
+// Destinations. A capture listener (original_dst listener filter or use_original_dst, like
+// Istio's virtualOutbound/virtualInbound) selects chains by the connection's original
+// destination and hands it to the bind_to_port=false listener owning that destination.
+// `originalDestination` (SO_ORIGINAL_DST, issue 10) supplies it; without capture the original
+// destination is the local address, exactly what Envoy's original_dst filter reports for a
+// connection that was not redirected. HTTP_PROXY clients then land on the listener's HTTP chain
+// (routed by Host / absolute URI), and a CONNECT request's target is the destination of its
+// tunnel (TCP services through HTTP_PROXY).
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { CompiledFilterChain, CompiledListener, CompiledRouteConfig, HttpConnectionManagerConfig } from '../config/model';
+import { Http1Exchange, Http2Exchange } from '../http/exchange';
+import { HttpStream, splitHostPort, type HttpRuntime } from '../http/http-stream';
+import { sendLocalReply } from '../http/local-reply';
+import { proxyTcp } from '../tcp/tcp-proxy';
+import { needsSniffing, selectFilterChain, type ConnectionFacts } from './filter-chain-match';
+
+export interface Destination {
+  ip?: string;
+  port: number;
+}
+
+export interface ListenerDependencies {
+  runtime: HttpRuntime;
+  /** A listener with bind_to_port false owning this destination (Envoy's use_original_dst hand-off). */
+  virtualListenerFor(dest: Destination): CompiledListener | undefined;
+  /** Original destination of a captured connection, when the platform can tell. */
+  originalDestination?(socket: net.Socket): Destination | undefined;
+}
+
+interface ConnectionContext {
+  dest: Destination;
+  applicationProtocols?: string[];
+}
+
+const kContext = Symbol('weft.connection');
+type TaggedSocket = net.Socket & { [kContext]?: ConnectionContext };
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const SNIFF_TIMEOUT_MS = 5_000;
+
+/** Whether `chunk` starts like an HTTP/1.x request line. */
+function looksLikeHttp1(chunk: Buffer): boolean {
+  let i = 0;
+  while (i < chunk.length && i < 16) {
+    const c = chunk[i];
+    if (c === 0x20) return i > 0;
+    if (c < 0x41 || c > 0x5a) return false; // methods are upper-case tokens
+    i++;
+  }
+  return i === chunk.length; // too short to tell: a prefix of a method
+}
+
+export class ListenerServer {
+  private readonly server: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private draining = false;
+  /** Per listener generation: chain per destination (selection is pure given the config). */
+  private readonly chainCache = new WeakMap<CompiledListener, Map<string, CompiledFilterChain | null>>();
+  private readonly synthesized = new WeakMap<CompiledFilterChain, HttpConnectionManagerConfig>();
+
+  constructor(
+    public config: CompiledListener,
+    readonly bindAddress: string,
+    readonly bindPort: number,
+    private readonly deps: ListenerDependencies,
+  ) {
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
+    this.h1 = http.createServer({ keepAliveTimeout: 60_000, headersTimeout: 60_000, requestTimeout: 0 });
+    this.h1.on('request', (req, res) => this.onHttp1Request(req, res));
+    this.h1.on('connect', (req, socket, head) => this.onConnect(req, socket as net.Socket, head));
+    this.h1.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.h2 = http2.createServer({ maxSessionMemory: 64 });
+    this.h2.on('session', (session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    this.h2.on('stream', (stream, headers, flags) => this.onHttp2Stream(stream, headers, flags));
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a.port : this.bindPort;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.bindAddress, port: this.bindPort, backlog: 4096 }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', () => undefined);
+        resolve();
+      });
+    });
+  }
+
+  private isCapture(listener: CompiledListener): boolean {
+    return listener.useOriginalDst || listener.inspectors.has('original-dst');
+  }
+
+  // ---- connections ----
+  private onConnection(socket: net.Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const listener = this.config;
+    const local: Destination = { ip: socket.localAddress, port: socket.localPort ?? this.bindPort };
+    const dest = (this.isCapture(listener) ? this.deps.originalDestination?.(socket) : undefined) ?? local;
+    const ctx: ConnectionContext = { dest };
+    (socket as TaggedSocket)[kContext] = ctx;
+    if (needsSniffing(this.chainOwner(listener, dest), dest.port)) {
+      this.sniff(socket, ctx, listener);
+      return;
+    }
+    const chain = this.chainFor(listener, dest, socket, undefined);
+    if (!chain) {
+      socket.destroy();
+      return;
+    }
+    if (chain.terminal.kind === 'tcp') proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: dest.ip ?? '', port: dest.port } });
+    else this.sniff(socket, ctx, listener);
+  }
+
+  /** Reads the first bytes to tell HTTP/2 (prior knowledge), HTTP/1.x and anything else apart. */
+  private sniff(socket: net.Socket, ctx: ConnectionContext, listener: CompiledListener): void {
+    let buffered: Buffer | null = null;
+    const timer = setTimeout(() => decide(true), SNIFF_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      buffered = buffered ? Buffer.concat([buffered, chunk]) : chunk;
+      decide(false);
+    };
+    const decide = (timedOut: boolean) => {
+      const data = buffered ?? Buffer.alloc(0);
+      let kind: 'h2' | 'h1' | 'other';
+      const n = Math.min(data.length, H2_PREFACE.length);
+      if (n > 0 && data.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+        if (n < H2_PREFACE.length && !timedOut) return; // wait for the whole preface
+        kind = n === H2_PREFACE.length ? 'h2' : 'other';
+      } else if (data.length > 0 && looksLikeHttp1(data)) {
+        if (data.indexOf(0x20) < 0 && !timedOut) return; // need the end of the method
+        kind = 'h1';
+      } else if (data.length === 0 && !timedOut) {
+        return;
+      } else kind = 'other';
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (data.length) socket.unshift(data);
+      ctx.applicationProtocols = kind === 'h2' ? ['h2c'] : kind === 'h1' ? ['http/1.1', 'http/1.0'] : [];
+      this.dispatchSniffed(socket, ctx, listener, kind);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  private dispatchSniffed(socket: net.Socket, ctx: ConnectionContext, listener: CompiledListener, kind: 'h2' | 'h1' | 'other'): void {
+    const chain = this.chainFor(listener, ctx.dest, socket, ctx.applicationProtocols);
+    if (!chain) {
+      socket.destroy();
+      return;
+    }
+    if (chain.terminal.kind === 'tcp') {
+      // The sniffed bytes are back in the socket's buffer; tcp_proxy reads them first.
+      proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: ctx.dest.ip ?? '', port: ctx.dest.port } });
+      socket.resume();
+      return;
+    }
+    if (kind === 'h2') {
+      // Http2Session reads bytes already buffered in the socket itself; do not resume here.
+      this.h2.emit('connection', socket);
+    } else if (kind === 'h1') {
+      this.h1.emit('connection', socket);
+      socket.resume();
+    } else socket.destroy();
+  }
+
+  /** The listener whose chains serve `dest`: this one, or a bind_to_port=false one for it. */
+  private chainOwner(listener: CompiledListener, dest: Destination): CompiledListener {
+    if (!this.isCapture(listener)) return listener;
+    if (dest.port === listener.port) return listener;
+    return this.deps.virtualListenerFor(dest) ?? listener;
+  }
+
+  private chainFor(
+    listener: CompiledListener,
+    dest: Destination,
+    socket: net.Socket | undefined,
+    applicationProtocols: readonly string[] | undefined,
+  ): CompiledFilterChain | undefined {
+    const cacheable = !listener.filterChains.some((c) => c.match.sourcePrefixRanges.length || c.match.sourcePorts.length);
+    const key = `${dest.ip ?? ''}|${dest.port}|${applicationProtocols?.join(',') ?? ''}`;
+    let cache = this.chainCache.get(listener);
+    if (cacheable && cache?.has(key)) return cache.get(key) ?? undefined;
+    const facts: ConnectionFacts = {
+      destinationPort: dest.port,
+      destinationIp: dest.ip,
+      sourceIp: socket?.remoteAddress,
+      sourcePort: socket?.remotePort,
+      transportProtocol: 'raw_buffer',
+      applicationProtocols,
+    };
+    let chain: CompiledFilterChain | undefined;
+    const owner = this.chainOwner(listener, dest);
+    if (owner !== listener) chain = selectFilterChain(owner, facts);
+    if (!chain) {
+      // A capture listener's own chains for this destination, then its default chain.
+      chain = selectFilterChain(listener, facts);
+    }
+    if (cacheable) {
+      if (!cache) {
+        cache = new Map();
+        this.chainCache.set(listener, cache);
+      }
+      if (cache.size > 4096) cache.clear();
+      cache.set(key, chain ?? null);
+    }
+    return chain;
+  }
+
+  /**
+   * The HTTP connection manager for a request on `socket`: the chain for the connection's
+   * destination, re-selected from the current config (so an LDS update applies to the next
+   * request of a keep-alive connection). A tcp_proxy chain met by an HTTP request forwards the
+   * request, as HTTP, to that chain's cluster.
+   */
+  private hcmFor(socket: net.Socket, protocols: string[]): HttpConnectionManagerConfig | undefined {
+    const ctx = (socket as TaggedSocket)[kContext];
+    const dest = ctx?.dest ?? { ip: socket.localAddress, port: socket.localPort ?? this.bindPort };
+    const chain = this.chainFor(this.config, dest, socket, ctx?.applicationProtocols ?? protocols);
+    if (!chain) return undefined;
+    if (chain.terminal.kind === 'http') return chain.terminal;
+    return this.httpOverTcpChain(chain);
+  }
+
+  private httpOverTcpChain(chain: CompiledFilterChain): HttpConnectionManagerConfig {
+    let hcm = this.synthesized.get(chain);
+    if (hcm) return hcm;
+    const tcp = chain.terminal as Extract<CompiledFilterChain['terminal'], { kind: 'tcp' }>;
+    const cluster = tcp.cluster ?? tcp.weighted?.names[0] ?? '';
+    const vhost = {
+      name: 'tcp_passthrough',
+      domains: ['*'],
+      routes: [
+        {
+          name: 'tcp_passthrough',
+          path: { kind: 'any' as const, value: '', caseSensitive: true },
+          headers: [],
+          query: [],
+          fraction: 1,
+          grpcOnly: false,
+          action: {
+            kind: 'forward' as const,
+            cluster,
+            clusterNotFoundStatus: 503,
+            timeoutMs: 0,
+            idleTimeoutMs: 0,
+            hashPolicies: [],
+            mirrors: [],
+            autoHostRewrite: false,
+            appendXForwardedHost: false,
+            upgrades: new Set<string>(),
+          },
+          requestHeaders: { add: [], remove: [] },
+          responseHeaders: { add: [], remove: [] },
+          filters: {},
+        },
+      ],
+      requestHeaders: { add: [], remove: [] },
+      responseHeaders: { add: [], remove: [] },
+      filters: {},
+      mirrors: [],
+      includeAttemptCount: false,
+    };
+    const rc: CompiledRouteConfig = {
+      name: `${tcp.statPrefix}.http`,
+      version: '',
+      virtualHosts: [vhost],
+      exact: new Map(),
+      suffixes: [],
+      prefixes: [],
+      catchAll: vhost,
+      ignorePortInHostMatching: false,
+      requestHeaders: { add: [], remove: [] },
+      responseHeaders: { add: [], remove: [] },
+      raw: {},
+    };
+    hcm = {
+      kind: 'http',
+      statPrefix: tcp.statPrefix,
+      inlineRouteConfig: rc,
+      codec: 'AUTO',
+      filters: [{ kind: 'router', name: 'envoy.filters.http.router', suppressEnvoyHeaders: true }],
+      generateRequestId: false,
+      preserveExternalRequestId: true,
+      alwaysSetRequestIdInResponse: false,
+      useRemoteAddress: false,
+      xffNumTrustedHops: 0,
+      skipXffAppend: true,
+      streamIdleTimeoutMs: 0,
+      requestTimeoutMs: 0,
+      idleTimeoutMs: tcp.idleTimeoutMs,
+      serverHeader: 'pass-through',
+      websocket: false,
+      accessLogs: tcp.accessLogs,
+    };
+    this.synthesized.set(chain, hcm);
+    return hcm;
+  }
+
+  // ---- HTTP ----
+  private onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const exchange = new Http1Exchange(req, res);
+    if (this.draining) res.shouldKeepAlive = false;
+    const hcm = this.hcmFor(req.socket, ['http/1.1']);
+    if (!hcm) {
+      noChain(exchange);
+      return;
+    }
+    new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
+  }
+
+  private onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    const exchange = new Http2Exchange(stream, headers, flags);
+    const socket = stream.session?.socket as net.Socket | undefined;
+    const hcm = socket ? this.hcmFor(socket, ['h2c']) : undefined;
+    if (!hcm) {
+      noChain(exchange);
+      return;
+    }
+    new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
+  }
+
+  /** CONNECT host:port: a TCP tunnel through the chain owning that destination. */
+  private onConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const target = req.url ?? '';
+    const { host, port } = splitHostPort(target.toLowerCase());
+    const ip = host.replace(/^\[|\]$/g, '');
+    const dest: Destination = { ip: net.isIP(ip) ? ip : undefined, port: Number(port ?? 443) };
+    const chain = port ? this.chainFor(this.config, dest, socket, undefined) : undefined;
+    socket.on('error', () => undefined);
+    if (!chain) {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    if (chain.terminal.kind === 'tcp') {
+      const tcp = chain.terminal;
+      // ORIGINAL_DST-style passthrough dials the CONNECT target itself.
+      proxyTcp(socket, tcp, this.deps.runtime, {
+        listenerName: this.config.name,
+        head,
+        target: { host: ip, port: Number(port ?? 443) },
+        onUpstreamConnected: () => socket.write('HTTP/1.1 200 Connection Established\r\n\r\n'),
+        onUpstreamFailed: () => {
+          if (socket.writable) socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+        },
+      });
+      return;
+    }
+    // An HTTP chain: the tunnel carries HTTP for that destination; serve it like a connection.
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    const inner = socket as TaggedSocket;
+    inner[kContext] = { dest };
+    if (head.length) socket.unshift(head);
+    this.sniff(socket, inner[kContext]!, this.config);
+  }
+
+  // ---- shutdown ----
+  /** Stops accepting; in-flight requests finish; idle keep-alive connections close now. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.server.close();
+    this.h1.closeIdleConnections();
+    for (const s of this.sessions) s.close();
+  }
+
+  /** Drains, then cuts whatever is left after `graceMs`. Resolves when every socket closed. */
+  close(graceMs: number): Promise<void> {
+    this.drain();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        for (const s of this.sockets) s.destroy();
+        for (const s of this.sessions) s.destroy();
+        done();
+      }, Math.max(0, graceMs));
+      const poll = setInterval(() => {
+        this.h1.closeIdleConnections();
+        if (this.sockets.size === 0) done();
+      }, 25);
+      if (this.sockets.size === 0) done();
+    });
+  }
+
+  activeConnections(): number {
+    return this.sockets.size;
+  }
+}
+
+function noChain(exchange: Http1Exchange | Http2Exchange): void {
+  // Envoy closes connections no filter chain accepts; a request-level answer is kinder to
+  // forward-proxy clients and says why.
+  sendLocalReply(exchange, {
+    status: 404,
+    body: 'no filter chain for this destination',
+    grpc: false,
+    head: exchange.method === 'HEAD',
+  });
+}

@@ -1,0 +1,181 @@
+// The proxy's counters, kept as plain numbers on the hot path and rendered on demand in Envoy's
+// /stats text form and in Prometheus form (envoy_* names with Envoy's tag labels).
+import type { ClusterManager } from './upstream/cluster-manager';
+
+export interface HttpStats {
+  downstream_cx_total: number;
+  downstream_cx_active: number;
+  downstream_rq_total: number;
+  downstream_rq_active: number;
+  downstream_rq_completed: number;
+  downstream_rq_1xx: number;
+  downstream_rq_2xx: number;
+  downstream_rq_3xx: number;
+  downstream_rq_4xx: number;
+  downstream_rq_5xx: number;
+  downstream_rq_http1_total: number;
+  downstream_rq_http2_total: number;
+  downstream_rq_rx_reset: number;
+  downstream_rq_timeout: number;
+  no_route: number;
+  no_cluster: number;
+  rq_direct_response: number;
+  rq_redirect: number;
+  fault_delays_injected: number;
+  fault_aborts_injected: number;
+  cors_preflight: number;
+}
+
+export interface TcpStats {
+  downstream_cx_total: number;
+  downstream_cx_active: number;
+  upstream_connect_fail: number;
+  upstream_connect_attempts_exceeded: number;
+  downstream_cx_rx_bytes_total: number;
+  downstream_cx_tx_bytes_total: number;
+  idle_timeout: number;
+}
+
+function newHttpStats(): HttpStats {
+  return {
+    downstream_cx_total: 0,
+    downstream_cx_active: 0,
+    downstream_rq_total: 0,
+    downstream_rq_active: 0,
+    downstream_rq_completed: 0,
+    downstream_rq_1xx: 0,
+    downstream_rq_2xx: 0,
+    downstream_rq_3xx: 0,
+    downstream_rq_4xx: 0,
+    downstream_rq_5xx: 0,
+    downstream_rq_http1_total: 0,
+    downstream_rq_http2_total: 0,
+    downstream_rq_rx_reset: 0,
+    downstream_rq_timeout: 0,
+    no_route: 0,
+    no_cluster: 0,
+    rq_direct_response: 0,
+    rq_redirect: 0,
+    fault_delays_injected: 0,
+    fault_aborts_injected: 0,
+    cors_preflight: 0,
+  };
+}
+
+function newTcpStats(): TcpStats {
+  return {
+    downstream_cx_total: 0,
+    downstream_cx_active: 0,
+    upstream_connect_fail: 0,
+    upstream_connect_attempts_exceeded: 0,
+    downstream_cx_rx_bytes_total: 0,
+    downstream_cx_tx_bytes_total: 0,
+    idle_timeout: 0,
+  };
+}
+
+export interface XdsStats {
+  update_attempt: number;
+  update_success: number;
+  update_rejected: number;
+  version: string;
+}
+
+export class ProxyStats {
+  private readonly httpByPrefix = new Map<string, HttpStats>();
+  private readonly tcpByPrefix = new Map<string, TcpStats>();
+  /** Requests per response flag. */
+  readonly responseFlags = new Map<string, number>();
+  /** Per xDS type (CDS, EDS, LDS, RDS). */
+  readonly xds = new Map<string, XdsStats>();
+  controlPlaneConnected = false;
+
+  http(prefix: string): HttpStats {
+    let s = this.httpByPrefix.get(prefix);
+    if (!s) {
+      s = newHttpStats();
+      this.httpByPrefix.set(prefix, s);
+    }
+    return s;
+  }
+
+  tcp(prefix: string): TcpStats {
+    let s = this.tcpByPrefix.get(prefix);
+    if (!s) {
+      s = newTcpStats();
+      this.tcpByPrefix.set(prefix, s);
+    }
+    return s;
+  }
+
+  xdsType(type: string): XdsStats {
+    let s = this.xds.get(type);
+    if (!s) {
+      s = { update_attempt: 0, update_success: 0, update_rejected: 0, version: '' };
+      this.xds.set(type, s);
+    }
+    return s;
+  }
+
+  flag(flag: string): void {
+    this.responseFlags.set(flag, (this.responseFlags.get(flag) ?? 0) + 1);
+  }
+
+  /** Envoy's /stats text: `name: value` lines, sorted. */
+  renderText(clusters: ClusterManager): string {
+    const lines: string[] = [];
+    for (const c of clusters.all()) {
+      const base = `cluster.${c.name}.`;
+      for (const [k, v] of Object.entries(c.stats)) lines.push(`${base}${k}: ${v}`);
+      lines.push(`${base}upstream_rq_active: ${c.counters.activeRequests}`);
+      lines.push(`${base}membership_total: ${c.hosts.length}`);
+      lines.push(`${base}membership_healthy: ${c.usableHosts().length}`);
+      lines.push(`${base}outlier_detection_ejections_active: ${c.ejectedHosts()}`);
+    }
+    for (const [prefix, s] of this.httpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`http.${prefix}.${k}: ${v}`);
+    for (const [prefix, s] of this.tcpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`tcp.${prefix}.${k}: ${v}`);
+    for (const [flag, v] of this.responseFlags) lines.push(`weft.response_flags.${flag}: ${v}`);
+    for (const [type, s] of this.xds) {
+      const name = type.toLowerCase();
+      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_attempt: ${s.update_attempt}`);
+      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_success: ${s.update_success}`);
+      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_rejected: ${s.update_rejected}`);
+    }
+    lines.push(`control_plane.connected_state: ${this.controlPlaneConnected ? 1 : 0}`);
+    return lines.sort().join('\n') + '\n';
+  }
+
+  /** Prometheus exposition with Envoy's metric names and tag labels. */
+  renderPrometheus(clusters: ClusterManager): string {
+    const series = new Map<string, string[]>();
+    const add = (name: string, labels: Record<string, string>, value: number) => {
+      const l = Object.entries(labels)
+        .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)
+        .join(',');
+      const list = series.get(name) ?? [];
+      list.push(`${name}{${l}} ${value}`);
+      series.set(name, list);
+    };
+    for (const c of clusters.all()) {
+      const labels = { envoy_cluster_name: c.name };
+      for (const [k, v] of Object.entries(c.stats)) add(`envoy_cluster_${k}`, labels, v);
+      add('envoy_cluster_upstream_rq_active', labels, c.counters.activeRequests);
+      add('envoy_cluster_membership_total', labels, c.hosts.length);
+      add('envoy_cluster_membership_healthy', labels, c.usableHosts().length);
+    }
+    for (const [prefix, s] of this.httpByPrefix) {
+      for (const [k, v] of Object.entries(s)) add(`envoy_http_${k}`, { envoy_http_conn_manager_prefix: prefix }, v);
+    }
+    for (const [prefix, s] of this.tcpByPrefix) {
+      for (const [k, v] of Object.entries(s)) add(`envoy_tcp_${k}`, { envoy_tcp_prefix: prefix }, v);
+    }
+    for (const [flag, v] of this.responseFlags) add('weft_response_flags_total', { flag }, v);
+    add('envoy_control_plane_connected_state', {}, this.controlPlaneConnected ? 1 : 0);
+    const out: string[] = [];
+    for (const [name, lines] of series) {
+      const counter = /_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$/.test(name);
+      out.push(`# TYPE ${name} ${counter ? 'counter' : 'gauge'}`, ...lines);
+    }
+    return out.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,597 @@
+// The serve stage: an Aggregated Discovery Service (xDS v3, state of the world) that pushes each
+// published snapshot, translated per proxy, to every connected Envoy, Weft proxy or gRPC client.
+// Pushes are debounced, sent only for the types whose resources changed, ordered CDS, EDS, LDS,
+// RDS, and spread over the event loop with bounded concurrency.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../log/logger';
+import type { MeshSnapshot } from '../../model/snapshot';
+import type { ProxyNode } from '../../model/proxy';
+import { TypeUrl } from '../protos';
+import { adsServiceDefinition, encodeDiscoveryResponse, type DiscoveryNode, type DiscoveryRequest } from './ads-service';
+import { AdsConnection, shortTypeName, type EvaluatedConfig, type ProxySyncStatus, type WatchedResource } from './ads-connection';
+import { Debouncer, type DebouncedBurst } from './debounce';
+import { createXdsMetrics, type XdsMetrics } from './metrics';
+import { forEachBounded } from './push-queue';
+import { EncodedResourceCache, TranslationCache, type EnvoyJsonResource, type PreparedResource } from './resource-cache';
+
+/** Per type URL, resources by xDS name: what translate produces for one proxy. */
+export interface GeneratedResourceSet {
+  readonly [typeUrl: string]: ReadonlyMap<string, EnvoyJsonResource>;
+}
+
+export interface AdsServerOptions {
+  /** Pure translation, `translateForProxy` in production. */
+  generate: (snapshot: MeshSnapshot, proxy: ProxyNode) => GeneratedResourceSet;
+  /** Node of the first request -> proxy model, `parseProxyNode` in production. Throws on bad input. */
+  parseNode: (node: DiscoveryNode) => ProxyNode;
+  logger: Logger;
+  /** pilot_* metrics are registered here when given. */
+  metrics?: Registry;
+  /** Quiet period before a published snapshot is pushed (Istio PILOT_DEBOUNCE_AFTER). Default 100. */
+  debounceAfterMs?: number;
+  /** Longest delay under constant churn (Istio PILOT_DEBOUNCE_MAX). Default 1000. */
+  debounceMaxMs?: number;
+  /** Proxies being pushed at once (awaiting their writes). Default 100 (Istio PILOT_PUSH_THROTTLE). */
+  pushConcurrency?: number;
+  /** A proxy that has not taken its response after this long no longer holds a push slot. Default 5000. */
+  sendTimeoutMs?: number;
+  /** Longest synchronous stretch of a push cycle before yielding to the event loop. Default 10. */
+  pushSliceMs?: number;
+  /** Distinct proxy shapes whose translation is shared per snapshot. Default 128. */
+  translationCacheSize?: number;
+  /** Identifies this control plane in responses (DiscoveryResponse.control_plane). Default "weft". */
+  controlPlaneId?: string;
+}
+
+export interface ConnectEvent {
+  proxyId: string;
+  connectionId: string;
+  peer: string;
+  proxy: ProxyNode;
+}
+export interface DisconnectEvent {
+  proxyId: string;
+  connectionId: string;
+  peer: string;
+  connectedForMs: number;
+}
+export interface PushEvent {
+  proxyId: string;
+  connectionId: string;
+  /** Type URLs sent, in order. */
+  typeUrls: string[];
+  version: string;
+  resources: number;
+  bytes: number;
+  /** `request`: answering a subscription; `snapshot`: pushing a config change. */
+  cause: 'request' | 'snapshot';
+}
+export interface AckEvent {
+  proxyId: string;
+  connectionId: string;
+  typeUrl: string;
+  version: string;
+  nonce: string;
+}
+export interface NackEvent extends AckEvent {
+  message: string;
+}
+export interface SnapshotPushedEvent {
+  version: string;
+  /** Publishes merged into this push by the debouncer. */
+  merged: number;
+  proxies: number;
+  /** Proxies that received at least one response. */
+  pushed: number;
+  /** Proxies whose resources did not change. */
+  unchanged: number;
+  failed: number;
+  durationMs: number;
+}
+
+export interface AdsServerEvents {
+  connect: [ConnectEvent];
+  disconnect: [DisconnectEvent];
+  push: [PushEvent];
+  ack: [AckEvent];
+  nack: [NackEvent];
+  /** A push cycle finished: every proxy connected at its start was evaluated against `version`. */
+  snapshot: [SnapshotPushedEvent];
+}
+
+export interface ConvergenceOptions {
+  /** Snapshot version to wait for; default: the latest published. */
+  version?: string;
+  timeoutMs?: number;
+  /** Also wait until at least this many proxies are connected. Default 0. */
+  minProxies?: number;
+}
+
+interface AppliedSnapshot {
+  snapshot: MeshSnapshot;
+  /** When the first change merged into it was published (for convergence time). */
+  changedAt: number;
+}
+
+export class AdsServer {
+  /** 'connect' | 'disconnect' | 'push' | 'ack' | 'nack' | 'snapshot'; emitted synchronously. */
+  readonly events = new EventEmitter<AdsServerEvents>();
+
+  private readonly log: Logger;
+  private readonly metrics: XdsMetrics;
+  private readonly connections = new Map<string, AdsConnection>();
+  private readonly debouncer: Debouncer<AppliedSnapshot>;
+  private readonly translations: TranslationCache<GeneratedResourceSet>;
+  private readonly encoded = new EncodedResourceCache();
+  private readonly noncePrefix = randomBytes(4).toString('hex');
+  private nonceCounter = 0;
+  private connectionCounter = 0;
+  private grpcServer: grpc.Server | undefined;
+  private current: AppliedSnapshot | undefined;
+  private latestPublished: MeshSnapshot | undefined;
+  private pushing: Promise<void> | undefined;
+  private pushAgain = false;
+  private lastMerged = 1;
+  private closed = false;
+
+  constructor(private readonly options: AdsServerOptions) {
+    this.log = options.logger.child({ component: 'ads' });
+    this.metrics = createXdsMetrics(options.metrics);
+    this.debouncer = new Debouncer<AppliedSnapshot>(
+      { afterMs: options.debounceAfterMs ?? 100, maxMs: options.debounceMaxMs ?? 1000 },
+      (burst) => this.applySnapshot(burst),
+    );
+    this.translations = new TranslationCache(options.translationCacheSize ?? 128);
+    // Let tests and the control plane attach many listeners (one per waiting proxy) without warnings.
+    this.events.setMaxListeners(0);
+  }
+
+  /** Binds the gRPC server; `host:port` with port 0 picks a free port. Resolves with the bound port. */
+  async listen(address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    if (this.grpcServer) throw new Error('ADS server is already listening');
+    if (this.closed) throw new Error('ADS server is closed');
+    const server = new grpc.Server({
+      // Detect proxies that vanished without closing their stream (Istio: 30s / 10s).
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    });
+    server.addService(adsServiceDefinition, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.handleStream(call),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(address, credentials, (err, boundPort) =>
+        err ? reject(new Error(`ADS server cannot listen on ${address}: ${err.message}`)) : resolve(boundPort),
+      ),
+    );
+    this.grpcServer = server;
+    this.log.info('xds.listening', { address, port });
+    return port;
+  }
+
+  /**
+   * Makes `snapshot` the config to serve. Debounced: a burst of publishes within the quiet period
+   * (bounded by debounceMaxMs) becomes one push of the latest. The first snapshot applies at once
+   * so proxies that connected before any config do not wait.
+   */
+  publish(snapshot: MeshSnapshot): void {
+    if (this.closed) throw new Error(`cannot publish snapshot ${snapshot.version}: ADS server is closed`);
+    this.latestPublished = snapshot;
+    const entry = { snapshot, changedAt: Date.now() };
+    if (!this.current && !this.debouncer.isPending) {
+      this.applySnapshot({ latest: entry, merged: 1, firstAt: entry.changedAt });
+      return;
+    }
+    this.debouncer.push(entry);
+  }
+
+  /** The snapshot being served (after debouncing), if any. */
+  get servedSnapshot(): MeshSnapshot | undefined {
+    return this.current?.snapshot;
+  }
+
+  get connectedProxies(): number {
+    return this.connections.size;
+  }
+
+  /** Per connected proxy: what it subscribed to, what was sent, ACKed and NACKed. */
+  syncStatus(): ProxySyncStatus[] {
+    return [...this.connections.values()].map((c) => c.syncStatus()).sort((a, b) => (a.connectionId < b.connectionId ? -1 : 1));
+  }
+
+  /** Translation and encoding cache effectiveness (for /debug and benchmarks). */
+  cacheStats(): { translation: ReturnType<TranslationCache<unknown>['stats']>; encoding: ReturnType<EncodedResourceCache['stats']> } {
+    return { translation: this.translations.stats(), encoding: this.encoded.stats() };
+  }
+
+  /**
+   * Resolves when every connected proxy has been evaluated against the snapshot `version` (default:
+   * the latest published) and has answered every response sent to it (ACK or NACK).
+   */
+  waitForConvergence(options: ConvergenceOptions = {}): Promise<ProxySyncStatus[]> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const converged = () => {
+      const version = options.version ?? this.latestPublished?.version;
+      if (version === undefined || this.current?.snapshot.version !== version) return false;
+      if (this.connections.size < (options.minProxies ?? 0)) return false;
+      for (const c of this.connections.values()) {
+        if (c.evaluatedSnapshot?.version !== version || !c.isSettled()) return false;
+      }
+      return true;
+    };
+    return new Promise((resolve, reject) => {
+      const names = ['ack', 'nack', 'push', 'snapshot', 'connect', 'disconnect'] as const;
+      let done = false;
+      let scheduled = false;
+      const check = () => {
+        scheduled = false;
+        if (done || !converged()) return;
+        cleanup();
+        resolve(this.syncStatus());
+      };
+      // One O(proxies) check per event-loop turn, however many ACKs arrived in it.
+      const schedule = () => {
+        if (scheduled || done) return;
+        scheduled = true;
+        setImmediate(check);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        const lagging = this.syncStatus()
+          .filter((s) => s.snapshotVersion !== (options.version ?? this.latestPublished?.version) || s.state === 'STALE')
+          .slice(0, 5)
+          .map((s) => `${s.id} (snapshot ${s.snapshotVersion ?? 'none'}, ${s.state})`);
+        reject(
+          new Error(
+            `proxies did not converge on ${options.version ?? this.latestPublished?.version ?? 'any snapshot'} within ${timeoutMs}ms: ` +
+              `${this.connections.size} connected, serving ${this.current?.snapshot.version ?? 'nothing'}; lagging: ${lagging.join(', ') || 'none'}`,
+          ),
+        );
+      }, timeoutMs);
+      const cleanup = () => {
+        done = true;
+        clearTimeout(timer);
+        for (const n of names) this.events.off(n, schedule);
+      };
+      for (const n of names) this.events.on(n, schedule);
+      check();
+    });
+  }
+
+  /** Stops accepting streams, ends every stream (proxies reconnect elsewhere) and shuts down. */
+  async close(graceMs = 1000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.debouncer.cancel();
+    for (const conn of this.connections.values()) conn.end();
+    const server = this.grpcServer;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.pushing?.catch(() => undefined);
+    for (const conn of [...this.connections.values()]) this.dropConnection(conn);
+    this.log.info('xds.closed', {});
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Streams
+
+  private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void {
+    const peer = call.getPeer();
+    if (this.closed) {
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane is shutting down' });
+      return;
+    }
+    let conn: AdsConnection | undefined;
+    const finish = () => {
+      if (conn) this.dropConnection(conn);
+    };
+    call.on('data', (request: DiscoveryRequest) => {
+      if (this.closed) return;
+      if (!conn) {
+        conn = this.openConnection(call, peer, request);
+        if (!conn) return;
+      }
+      try {
+        this.handleRequest(conn, request);
+      } catch (err) {
+        this.metrics.internalError();
+        this.log.error('xds.request_failed', { proxy: conn.proxy.id, connection: conn.id, type: request.type_url, error: err });
+      }
+    });
+    call.on('end', () => {
+      // The proxy half-closed: finish our side too.
+      conn?.end();
+      if (!conn) call.end();
+      finish();
+    });
+    call.on('cancelled', finish);
+    call.on('close', finish);
+    call.on('error', (err) => {
+      this.log.debug('xds.stream_error', { proxy: conn?.proxy.id, peer, error: err });
+      finish();
+    });
+  }
+
+  private openConnection(
+    call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>,
+    peer: string,
+    request: DiscoveryRequest,
+  ): AdsConnection | undefined {
+    const reject = (details: string) => {
+      this.log.warn('xds.connect_rejected', { peer, reason: details });
+      call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
+      return undefined;
+    };
+    const node = request.node;
+    if (!node?.id) return reject('the first DiscoveryRequest on a stream must carry node.id');
+    let proxy: ProxyNode;
+    try {
+      proxy = this.options.parseNode(node);
+    } catch (err) {
+      return reject(`cannot understand node "${node.id}": ${(err as Error).message}`);
+    }
+    const conn = new AdsConnection(`${proxy.id}-${++this.connectionCounter}`, proxy, peer, call);
+    this.connections.set(conn.id, conn);
+    this.metrics.connectedProxies(this.connections.size);
+    this.log.info('xds.connect', { proxy: proxy.id, connection: conn.id, peer, proxyType: proxy.type, namespace: proxy.namespace });
+    this.events.emit('connect', { proxyId: proxy.id, connectionId: conn.id, peer, proxy });
+    return conn;
+  }
+
+  private dropConnection(conn: AdsConnection): void {
+    if (!this.connections.delete(conn.id)) return;
+    conn.closed = true;
+    this.metrics.connectedProxies(this.connections.size);
+    const connectedForMs = Date.now() - conn.connectedAt;
+    this.log.info('xds.disconnect', { proxy: conn.proxy.id, connection: conn.id, peer: conn.peer, connectedForMs });
+    this.events.emit('disconnect', { proxyId: conn.proxy.id, connectionId: conn.id, peer: conn.peer, connectedForMs });
+  }
+
+  private handleRequest(conn: AdsConnection, request: DiscoveryRequest): void {
+    const typeUrl = request.type_url ?? '';
+    if (!typeUrl) {
+      this.log.warn('xds.request_without_type', { proxy: conn.proxy.id, connection: conn.id });
+      return;
+    }
+    const verdict = conn.applyRequest(request);
+    const common = { proxyId: conn.proxy.id, connectionId: conn.id, typeUrl };
+    switch (verdict.kind) {
+      case 'nack':
+        this.metrics.rejected(typeUrl);
+        this.log.warn('xds.nack', {
+          proxy: conn.proxy.id,
+          connection: conn.id,
+          type: shortTypeName(typeUrl),
+          version: verdict.version,
+          nonce: verdict.nonce,
+          error: verdict.message,
+        });
+        this.events.emit('nack', { ...common, version: verdict.version, nonce: verdict.nonce, message: verdict.message });
+        break;
+      case 'ack':
+        // Converged when the last outstanding response of a config change is ACKed.
+        if (verdict.convergedAfterMs !== undefined && conn.isSettled()) this.metrics.converged(verdict.convergedAfterMs / 1000);
+        this.log.debug('xds.ack', { proxy: conn.proxy.id, type: shortTypeName(typeUrl), version: verdict.version, nonce: verdict.nonce });
+        this.events.emit('ack', { ...common, version: verdict.version, nonce: verdict.nonce });
+        break;
+      case 'stale':
+        this.log.debug('xds.stale_nonce', { proxy: conn.proxy.id, type: shortTypeName(typeUrl), nonce: verdict.nonce });
+        break;
+      default:
+        break;
+    }
+    // Before the first snapshot there is nothing to answer with; its push will answer.
+    if (verdict.respond && this.current) {
+      void this.pushToProxy(conn, this.current, 'request', typeUrl);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pushes
+
+  private applySnapshot(burst: DebouncedBurst<AppliedSnapshot>): void {
+    if (this.closed) return;
+    this.current = { snapshot: burst.latest.snapshot, changedAt: burst.firstAt };
+    this.lastMerged = burst.merged;
+    this.encoded.rotate();
+    this.metrics.snapshotApplied((Date.now() - burst.firstAt) / 1000);
+    this.log.debug('xds.snapshot_applied', { version: burst.latest.snapshot.version, merged: burst.merged });
+    if (this.pushing) {
+      this.pushAgain = true; // the running cycle picks the newer snapshot up for proxies not yet visited
+      return;
+    }
+    this.pushing = this.runPushCycles().finally(() => {
+      this.pushing = undefined;
+    });
+  }
+
+  private async runPushCycles(): Promise<void> {
+    do {
+      this.pushAgain = false;
+      const started = performance.now();
+      const version = this.current!.snapshot.version;
+      const targets = [...this.connections.values()];
+      let pushed = 0;
+      let unchanged = 0;
+      let failed = 0;
+      await forEachBounded(
+        targets,
+        async (conn) => {
+          const applied = this.current!;
+          if (conn.closed || conn.evaluatedSnapshot === applied.snapshot) return;
+          const outcome = this.pushToProxy(conn, applied, 'snapshot');
+          if (outcome.status === 'pushed') pushed++;
+          else if (outcome.status === 'unchanged') unchanged++;
+          else failed++;
+          await outcome.flushed;
+        },
+        { concurrency: this.options.pushConcurrency ?? 100, sliceMs: this.options.pushSliceMs ?? 10, stopped: () => this.closed },
+      );
+      const event: SnapshotPushedEvent = {
+        version,
+        merged: this.lastMerged,
+        proxies: targets.length,
+        pushed,
+        unchanged,
+        failed,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+      };
+      this.log.info('xds.snapshot_pushed', { ...event });
+      this.events.emit('snapshot', event);
+    } while (this.pushAgain && !this.closed);
+  }
+
+  /**
+   * The proxy's config for `snapshot`: translated (shared between proxies of the same shape) and
+   * encoded (shared by content), computed once per snapshot and kept on the connection so the
+   * requests that follow a push (EDS after CDS, RDS after LDS) cost no translation.
+   */
+  private evaluate(conn: AdsConnection, snapshot: MeshSnapshot): EvaluatedConfig {
+    if (conn.config?.snapshot === snapshot) return conn.config;
+    let generated: GeneratedResourceSet;
+    try {
+      generated = this.translations.get(snapshot, conn.proxy, () => this.options.generate(snapshot, conn.proxy));
+    } catch (err) {
+      // Keep serving what the proxy has; the next snapshot gets another chance.
+      this.metrics.internalError();
+      this.log.error('xds.translate_failed', { proxy: conn.proxy.id, version: snapshot.version, error: err });
+      conn.config = { snapshot, byType: new Map(), failed: true, failedTypes: new Set() };
+      return conn.config;
+    }
+    const byType = new Map<string, ReadonlyMap<string, PreparedResource>>();
+    const failedTypes = new Set<string>();
+    for (const [typeUrl, resources] of Object.entries(generated)) {
+      const prepared = new Map<string, PreparedResource>();
+      try {
+        for (const [name, resource] of resources) prepared.set(name, this.encoded.prepare(typeUrl, name, resource));
+        byType.set(typeUrl, prepared);
+      } catch (err) {
+        // A translator bug: never send a partial set (that would delete resources); keep the last good.
+        failedTypes.add(typeUrl);
+        this.metrics.internalError();
+        this.log.error('xds.encode_failed', { proxy: conn.proxy.id, type: shortTypeName(typeUrl), version: snapshot.version, error: err });
+      }
+    }
+    conn.config = { snapshot, byType, failed: false, failedTypes };
+    return conn.config;
+  }
+
+  /**
+   * Sends, in push order, every watched type whose resources differ from the last response, plus
+   * `forceType` (a subscription being answered). Synchronous up to the writes, so the responses of
+   * one proxy never interleave with another push to it.
+   */
+  private pushToProxy(
+    conn: AdsConnection,
+    applied: AppliedSnapshot,
+    cause: 'request' | 'snapshot',
+    forceType?: string,
+  ): { status: 'pushed' | 'unchanged' | 'failed'; flushed: Promise<void> } {
+    const started = performance.now();
+    const { snapshot } = applied;
+    const newConfig = conn.evaluatedSnapshot !== snapshot;
+    const config = this.evaluate(conn, snapshot);
+    if (config.failed) return { status: 'failed', flushed: Promise.resolve() };
+    const changedAt = cause === 'snapshot' || newConfig ? applied.changedAt : undefined;
+
+    const sentTypes: string[] = [];
+    const writes: Promise<void>[] = [];
+    let resources = 0;
+    let bytes = 0;
+    // Against a snapshot it was already evaluated on, only the requested type can differ.
+    const candidates = newConfig ? conn.watchedInPushOrder() : conn.watchedInPushOrder().filter((w) => w.typeUrl === forceType);
+    for (const watched of candidates) {
+      if (config.failedTypes.has(watched.typeUrl)) continue;
+      const prepared = watched.select(config.byType.get(watched.typeUrl));
+      if (watched.typeUrl !== forceType && watched.matchesLastSent(prepared)) continue;
+      const size = this.send(conn, watched, prepared, snapshot.version, changedAt, writes);
+      sentTypes.push(watched.typeUrl);
+      resources += prepared.length;
+      bytes += size;
+    }
+    // Clusters changed but endpoints did not: Envoy will re-request EDS for the warming clusters.
+    const eds = conn.watched.get(TypeUrl.ClusterLoadAssignment);
+    if (eds) {
+      if (sentTypes.includes(TypeUrl.ClusterLoadAssignment)) eds.alwaysRespond = false;
+      else if (sentTypes.includes(TypeUrl.Cluster)) eds.alwaysRespond = true;
+    }
+
+    if (sentTypes.length === 0) return { status: config.failedTypes.size > 0 ? 'failed' : 'unchanged', flushed: Promise.resolve() };
+    this.metrics.proxyPushed((performance.now() - started) / 1000);
+    const event: PushEvent = {
+      proxyId: conn.proxy.id,
+      connectionId: conn.id,
+      typeUrls: sentTypes,
+      version: snapshot.version,
+      resources,
+      bytes,
+      cause,
+    };
+    this.log.debug('xds.push', {
+      proxy: conn.proxy.id,
+      connection: conn.id,
+      types: sentTypes.map(shortTypeName),
+      version: snapshot.version,
+      resources,
+      bytes,
+      cause,
+    });
+    this.events.emit('push', event);
+    return { status: 'pushed', flushed: this.withSendTimeout(Promise.all(writes)) };
+  }
+
+  private send(
+    conn: AdsConnection,
+    watched: WatchedResource,
+    prepared: readonly PreparedResource[],
+    version: string,
+    changedAt: number | undefined,
+    writes: Promise<void>[],
+  ): number {
+    const nonce = `${this.noncePrefix}-${(++this.nonceCounter).toString(36)}`;
+    const message = encodeDiscoveryResponse({
+      version_info: version,
+      type_url: watched.typeUrl,
+      nonce,
+      resources: prepared.map((p) => p.any),
+      control_plane: { identifier: this.options.controlPlaneId ?? 'weft' },
+    });
+    const now = Date.now();
+    watched.recordSent(nonce, version, prepared, now, changedAt);
+    this.metrics.responseSent(watched.typeUrl, message.length);
+    const writeStarted = performance.now();
+    writes.push(conn.write(message).then(() => this.metrics.sendCompleted((performance.now() - writeStarted) / 1000)));
+    return message.length;
+  }
+
+  private withSendTimeout(flushed: Promise<unknown>): Promise<void> {
+    const timeoutMs = this.options.sendTimeoutMs ?? 5000;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      flushed.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      );
+    });
+  }
+}

@@ -1,0 +1,338 @@
+// CDS: outbound clusters per service port and DestinationRule subset, inbound clusters per
+// workload port, and Istio's BlackHole/Passthrough clusters (Istio's cluster_builder and
+// cluster_traffic_policy, with Istio's defaults).
+import type {
+  ClientTLSSettings,
+  ConnectionPoolSettings,
+  LoadBalancerSettings,
+  OutlierDetection,
+  Subset,
+} from '../../config/resources';
+import { isHttp2Protocol } from '../../registry/protocol';
+import type { MeshService, Protocol, ServicePortInfo } from '../../registry/types';
+import { buildLocalityLbEndpoints, endpointsForCluster } from './endpoints';
+import {
+  BLACKHOLE_CLUSTER,
+  PASSTHROUGH_CLUSTER,
+  inboundClusterName,
+  outboundClusterName,
+} from './names';
+import type { EffectivePolicy } from './policies';
+import { effectivePolicy, findDestinationRule } from './policies';
+import type { DestinationRuleResource, ProxyScope } from './scope';
+import type { EnvoyResource } from './types';
+import { adsConfigSource, FILTER, TYPE, durationSeconds, envoyDuration, socketAddress } from './values';
+
+/** Istio's mesh default connectTimeout. */
+export const DEFAULT_CONNECT_TIMEOUT = '10s';
+/** Istio's mesh default dnsRefreshRate. */
+const DEFAULT_DNS_REFRESH_RATE = '60s';
+const UINT32_MAX = 4294967295;
+
+export type ClusterDiscovery = 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
+
+/** One outbound cluster to build: the service port, its subset, and the policy that applies. */
+export interface OutboundClusterPlan {
+  readonly name: string;
+  readonly service: MeshService;
+  readonly port: ServicePortInfo;
+  readonly subset?: Subset;
+  readonly destinationRule?: DestinationRuleResource;
+  readonly policy: EffectivePolicy;
+  readonly discovery: ClusterDiscovery;
+}
+
+export interface ClusterOptions {
+  /** Proxyless gRPC: only EDS/LOGICAL_DNS, ROUND_ROBIN or RING_HASH, no Envoy-only extras. */
+  readonly proxyless: boolean;
+}
+
+/**
+ * Every outbound cluster the proxy needs: `outbound|port||host` for each visible service port
+ * (UDP excluded) plus `outbound|port|subset|host` per subset of the applicable DestinationRule.
+ * Sorted by service hostname, then port, then the rule's subset order.
+ */
+export function planOutboundClusters(scope: ProxyScope, opts: ClusterOptions): OutboundClusterPlan[] {
+  const plans: OutboundClusterPlan[] = [];
+  for (const service of scope.services) {
+    if (opts.proxyless && service.resolution === 'NONE') continue; // gRPC has no original-destination clusters
+    const dr = findDestinationRule(scope, service.hostname, service.namespace);
+    const ports = [...service.ports].filter((p) => p.protocol !== 'UDP').sort((a, b) => a.port - b.port);
+    for (const port of ports) {
+      const subsets: (Subset | undefined)[] = [undefined, ...(dr?.spec.subsets ?? [])];
+      for (const subset of subsets) {
+        const policy = effectivePolicy(dr?.spec, port.port, subset);
+        plans.push({
+          name: outboundClusterName(service.hostname, port.port, subset?.name),
+          service,
+          port,
+          ...(subset ? { subset } : {}),
+          ...(dr ? { destinationRule: dr } : {}),
+          policy,
+          discovery: discoveryFor(service, policy, opts),
+        });
+      }
+    }
+  }
+  return plans;
+}
+
+function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: ClusterOptions): ClusterDiscovery {
+  if (opts.proxyless) return service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN' ? 'LOGICAL_DNS' : 'EDS';
+  switch (service.resolution) {
+    case 'DNS':
+      return 'STRICT_DNS';
+    case 'DNS_ROUND_ROBIN':
+      return 'LOGICAL_DNS';
+    case 'NONE':
+      return 'ORIGINAL_DST';
+    default:
+      // Istio: loadBalancer.simple PASSTHROUGH turns an EDS cluster into ORIGINAL_DST.
+      return policy.loadBalancer?.simple === 'PASSTHROUGH' ? 'ORIGINAL_DST' : 'EDS';
+  }
+}
+
+export function buildOutboundClusters(scope: ProxyScope, plans: readonly OutboundClusterPlan[], opts: ClusterOptions): EnvoyResource[] {
+  const out = plans.map((p) => buildOutboundCluster(scope, p, opts));
+  if (!opts.proxyless) out.push(blackHoleCluster(), passthroughCluster());
+  return out;
+}
+
+function buildOutboundCluster(scope: ProxyScope, plan: OutboundClusterPlan, opts: ClusterOptions): EnvoyResource {
+  const { policy, service, port } = plan;
+  const cluster: EnvoyResource = { name: plan.name, type: plan.discovery === 'EDS' ? 'EDS' : plan.discovery };
+  if (plan.discovery === 'EDS') {
+    cluster.eds_cluster_config = { eds_config: adsConfigSource(), service_name: plan.name };
+  } else if (plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS') {
+    let eps = endpointsForCluster(scope, plan);
+    // Envoy and gRPC take exactly one host for LOGICAL_DNS.
+    if (plan.discovery === 'LOGICAL_DNS') eps = eps.slice(0, 1);
+    cluster.load_assignment = { cluster_name: plan.name, endpoints: buildLocalityLbEndpoints(eps, { ipOnly: false }) };
+    if (!opts.proxyless) {
+      cluster.dns_refresh_rate = DEFAULT_DNS_REFRESH_RATE;
+      cluster.respect_dns_ttl = true;
+      cluster.dns_lookup_family = 'V4_ONLY';
+    }
+  }
+  cluster.connect_timeout = policy.connectionPool?.tcp?.connectTimeout
+    ? envoyDuration(policy.connectionPool.tcp.connectTimeout)
+    : DEFAULT_CONNECT_TIMEOUT;
+  Object.assign(cluster, loadBalancing(policy.loadBalancer, plan.discovery, opts));
+  Object.assign(cluster, connectionPool(policy.connectionPool, port.protocol, opts));
+  if (policy.outlierDetection) Object.assign(cluster, outlierDetection(policy.outlierDetection));
+  if (!opts.proxyless && policy.tls) {
+    const ts = upstreamTls(policy.tls, service);
+    if (ts) cluster.transport_socket = ts;
+  }
+  cluster.metadata = { filter_metadata: { istio: clusterMetadata(plan) } };
+  return cluster;
+}
+
+function clusterMetadata(plan: OutboundClusterPlan): Record<string, unknown> {
+  const dr = plan.destinationRule;
+  return {
+    ...(dr ? { config: `/apis/networking.istio.io/v1alpha3/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}` } : {}),
+    default_original_port: plan.port.port,
+    services: [{ host: plan.service.hostname, name: plan.service.name, namespace: plan.service.namespace }],
+    ...(plan.subset ? { subset: plan.subset.name } : {}),
+  };
+}
+
+/**
+ * Istio's applyLoadBalancer: LEAST_REQUEST by default (ROUND_ROBIN for gRPC, which has no
+ * LEAST_REQUEST); consistentHash -> RING_HASH (minimum ring 1024) or MAGLEV; ORIGINAL_DST
+ * clusters use CLUSTER_PROVIDED.
+ */
+function loadBalancing(lb: LoadBalancerSettings | undefined, discovery: ClusterDiscovery, opts: ClusterOptions): Record<string, unknown> {
+  if (discovery === 'ORIGINAL_DST') return { lb_policy: 'CLUSTER_PROVIDED' };
+  const ch = lb?.consistentHash;
+  if (ch) {
+    if (ch.maglev && !opts.proxyless) {
+      return { lb_policy: 'MAGLEV', ...(ch.maglev.tableSize ? { maglev_lb_config: { table_size: ch.maglev.tableSize } } : {}) };
+    }
+    const minimum = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize ?? 1024;
+    return { lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: minimum } };
+  }
+  if (opts.proxyless) return { lb_policy: 'ROUND_ROBIN' };
+  switch (lb?.simple) {
+    case 'ROUND_ROBIN':
+      return { lb_policy: 'ROUND_ROBIN' };
+    case 'RANDOM':
+      return { lb_policy: 'RANDOM' };
+    default:
+      return { lb_policy: 'LEAST_REQUEST' };
+  }
+}
+
+/** Istio's getDefaultCircuitBreakerThresholds: effectively unlimited, tracking remaining. */
+function defaultThresholds(): Record<string, unknown> {
+  return {
+    max_connections: UINT32_MAX,
+    max_pending_requests: UINT32_MAX,
+    max_requests: UINT32_MAX,
+    max_retries: UINT32_MAX,
+    track_remaining: true,
+  };
+}
+
+/**
+ * Istio's applyConnectionPool: circuit breaker thresholds from tcp.maxConnections,
+ * http.http1MaxPendingRequests / http2MaxRequests / maxRetries; HTTP protocol options from
+ * idleTimeout, maxRequestsPerConnection, maxConnectionDuration; TCP keepalive; HTTP/2 upstream
+ * for http2/grpc ports (and h2UpgradePolicy UPGRADE on HTTP/1.1 ports).
+ *
+ * Protocol options use Cluster's own `common_http_protocol_options` / `http2_protocol_options`
+ * fields, not Istio's typed_extension_protocol_options (envoy.extensions.upstreams.http.v3),
+ * because that proto is not in the set ../protos.ts loads; Envoy v3 still honours both fields.
+ */
+function connectionPool(cp: ConnectionPoolSettings | undefined, protocol: Protocol, opts: ClusterOptions): Record<string, unknown> {
+  const thresholds = defaultThresholds();
+  const out: Record<string, unknown> = {};
+  const common: Record<string, unknown> = {};
+  if (cp?.http) {
+    if (cp.http.http2MaxRequests) thresholds.max_requests = cp.http.http2MaxRequests;
+    if (cp.http.http1MaxPendingRequests) thresholds.max_pending_requests = cp.http.http1MaxPendingRequests;
+    if (cp.http.maxRetries) thresholds.max_retries = cp.http.maxRetries;
+    if (cp.http.idleTimeout) common.idle_timeout = envoyDuration(cp.http.idleTimeout);
+    if (cp.http.maxRequestsPerConnection) common.max_requests_per_connection = cp.http.maxRequestsPerConnection;
+  }
+  if (cp?.tcp) {
+    if (cp.tcp.maxConnections) thresholds.max_connections = cp.tcp.maxConnections;
+    if (cp.tcp.maxConnectionDuration) common.max_connection_duration = envoyDuration(cp.tcp.maxConnectionDuration);
+    if (cp.tcp.idleTimeout && !common.idle_timeout) common.idle_timeout = envoyDuration(cp.tcp.idleTimeout);
+    const ka = cp.tcp.tcpKeepalive;
+    if (ka && !opts.proxyless) {
+      out.upstream_connection_options = {
+        tcp_keepalive: {
+          ...(ka.probes ? { keepalive_probes: ka.probes } : {}),
+          ...(ka.time ? { keepalive_time: durationSeconds(ka.time) } : {}),
+          ...(ka.interval ? { keepalive_interval: durationSeconds(ka.interval) } : {}),
+        },
+      };
+    }
+  }
+  out.circuit_breakers = { thresholds: [thresholds] };
+  if (opts.proxyless) return out;
+  if (Object.keys(common).length > 0) out.common_http_protocol_options = common;
+  const upgrade = protocol === 'HTTP' && cp?.http?.h2UpgradePolicy === 'UPGRADE';
+  if (isHttp2Protocol(protocol) || upgrade) {
+    out.http2_protocol_options = cp?.http?.maxConcurrentStreams ? { max_concurrent_streams: cp.http.maxConcurrentStreams } : {};
+  }
+  return out;
+}
+
+/**
+ * Istio's applyOutlierDetection: success-rate ejection off; consecutive 5xx / gateway errors
+ * enforced at 100% when non-zero; local-origin split; panic threshold from minHealthPercent
+ * (0 disables Envoy's 50% default, as Istio does).
+ */
+function outlierDetection(od: OutlierDetection): Record<string, unknown> {
+  const out: Record<string, unknown> = { enforcing_success_rate: 0 };
+  if (od.consecutive5xxErrors !== undefined) {
+    out.consecutive_5xx = od.consecutive5xxErrors;
+    out.enforcing_consecutive_5xx = od.consecutive5xxErrors > 0 ? 100 : 0;
+  }
+  if (od.consecutiveGatewayErrors !== undefined) {
+    out.consecutive_gateway_failure = od.consecutiveGatewayErrors;
+    out.enforcing_consecutive_gateway_failure = od.consecutiveGatewayErrors > 0 ? 100 : 0;
+  }
+  if (od.consecutiveErrors && od.consecutive5xxErrors === undefined && od.consecutiveGatewayErrors === undefined) {
+    // Deprecated field: Istio maps it to gateway errors only (istio/api#617).
+    out.consecutive_gateway_failure = od.consecutiveErrors;
+    out.enforcing_consecutive_gateway_failure = 100;
+    out.enforcing_consecutive_5xx = 0;
+  }
+  if (od.interval) out.interval = envoyDuration(od.interval);
+  if (od.baseEjectionTime) out.base_ejection_time = envoyDuration(od.baseEjectionTime);
+  if (od.maxEjectionPercent && od.maxEjectionPercent > 0) out.max_ejection_percent = od.maxEjectionPercent;
+  if (od.splitExternalLocalOriginErrors) {
+    out.split_external_local_origin_errors = true;
+    if (od.consecutiveLocalOriginFailures && od.consecutiveLocalOriginFailures > 0) {
+      out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
+      out.enforcing_consecutive_local_origin_failure = 100;
+    }
+    out.enforcing_local_origin_success_rate = 0;
+  }
+  return {
+    outlier_detection: out,
+    common_lb_config: { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } },
+  };
+}
+
+/**
+ * DestinationRule tls SIMPLE / MUTUAL with file-mounted certificates (Istio's file mode).
+ * ISTIO_MUTUAL and credentialName (SDS) are not translated yet. SNI defaults to the host.
+ */
+function upstreamTls(tls: ClientTLSSettings, service: MeshService): Record<string, unknown> | undefined {
+  if (tls.mode !== 'SIMPLE' && tls.mode !== 'MUTUAL') return undefined;
+  const common: Record<string, unknown> = {};
+  if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) {
+    common.tls_certificates = [{ certificate_chain: { filename: tls.clientCertificate }, private_key: { filename: tls.privateKey } }];
+  }
+  if (tls.caCertificates && !tls.insecureSkipVerify) {
+    common.validation_context = {
+      trusted_ca: { filename: tls.caCertificates },
+      ...(tls.subjectAltNames?.length ? { match_subject_alt_names: tls.subjectAltNames.map((exact) => ({ exact })) } : {}),
+    };
+  }
+  const sni = tls.sni ?? (service.hostname.startsWith('*') ? undefined : service.hostname);
+  return {
+    name: FILTER.TlsTransportSocket,
+    typed_config: { '@type': TYPE.UpstreamTlsContext, common_tls_context: common, ...(sni ? { sni } : {}) },
+  };
+}
+
+/** Istio's BlackHoleCluster: a static cluster with no endpoints. */
+export function blackHoleCluster(): EnvoyResource {
+  return { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: DEFAULT_CONNECT_TIMEOUT };
+}
+
+/** Istio's PassthroughCluster: to the original destination of the connection. */
+export function passthroughCluster(): EnvoyResource {
+  return {
+    name: PASSTHROUGH_CLUSTER,
+    type: 'ORIGINAL_DST',
+    connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+    lb_policy: 'CLUSTER_PROVIDED',
+    circuit_breakers: { thresholds: [defaultThresholds()] },
+  };
+}
+
+/** One port the proxy's own workload serves, found through the services that select it. */
+export interface InboundPort {
+  /** Port the application listens on (the endpoint's target port). */
+  readonly port: number;
+  /** Service port it was reached as (first service by hostname wins). */
+  readonly servicePort: number;
+  readonly protocol: Protocol;
+  readonly service: MeshService;
+  /** The workload's address, where the application listens in Weft standalone mode. */
+  readonly address: string;
+}
+
+/**
+ * Inbound clusters `inbound|port||`: STATIC, one endpoint at the workload's own address and
+ * target port (Weft standalone: each workload listens on its own loopback address; Istio uses
+ * ORIGINAL_DST to 127.0.0.6 binds instead).
+ */
+export function buildInboundClusters(ports: readonly InboundPort[]): EnvoyResource[] {
+  return ports.map((p) => {
+    const name = inboundClusterName(p.port);
+    return {
+      name,
+      type: 'STATIC',
+      connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [{ locality: {}, lb_endpoints: [{ endpoint: { address: socketAddress(p.address, p.port) } }] }],
+      },
+      circuit_breakers: { thresholds: [defaultThresholds()] },
+      ...(isHttp2Protocol(p.protocol) ? { http2_protocol_options: {} } : {}),
+      metadata: {
+        filter_metadata: {
+          istio: { services: [{ host: p.service.hostname, name: p.service.name, namespace: p.service.namespace }] },
+        },
+      },
+    };
+  });
+}

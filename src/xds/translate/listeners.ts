@@ -1,0 +1,297 @@
+// LDS for sidecars: the 15001 outbound capture listener, per-port outbound listeners, and the
+// 15006 inbound listener (Istio's listener_builder model). Gateway listeners are in gateway.ts,
+// proxyless api_listeners in proxyless.ts.
+//
+// THE SIDECAR LISTENER MODEL (what a Weft proxy implements):
+//
+// 1. `virtualOutbound` — 0.0.0.0:15001, the only outbound listener that binds. use_original_dst
+//    true; listener_filters original_dst + http_inspector. Two filter chains:
+//      - `virtualOutbound-http`, filter_chain_match.application_protocols ["http/1.1","h2c"]:
+//        an HttpConnectionManager with RDS `http_proxy`. Apps reach services through
+//        HTTP_PROXY=http://<workload address>:15001; requests are routed by Host (`reviews:9080`,
+//        absolute-form URIs included) over the `http_proxy` route configuration, whose virtual hosts
+//        carry every HTTP service port as `name:port` (and bare names for port 80).
+//      - `PassthroughFilterChain` (no match): tcp_proxy to PassthroughCluster (ALLOW_ANY) or
+//        BlackHoleCluster (REGISTRY_ONLY).
+//    With iptables capture, a connection whose original destination port has a per-port
+//    listener below is handed to that listener first (Envoy's use_original_dst semantics).
+//    In standalone mode the proxy binds this listener on the workload's own address.
+// 2. `0.0.0.0_<port>` — one per outbound service port, bind_to_port false (reached only through
+//    the hand-off above), traffic_direction OUTBOUND. Filter chains, most specific first:
+//      - TCP services with addresses: prefix_ranges = their addresses -> tcp_proxy to
+//        `outbound|port||host` (or to their TCP route destinations); TLS/HTTPS services routed by
+//        a VirtualService `tls` section: server_names = sniHosts -> tcp_proxy.
+//      - HTTP: HttpConnectionManager with RDS "<port>" (virtual hosts per service, Istio domains,
+//        ignore_port_in_host_matching). When the port also carries an opaque TCP fallback (a
+//        TCP service without address, or an auto-detected UNKNOWN port), this chain matches
+//        application_protocols ["http/1.1","h2c"] and the listener gets http_inspector.
+//      - TCP fallback without match: tcp_proxy to the first such service (or its TCP route).
+//    tls_inspector is added whenever a chain matches server_names.
+// 3. `virtualInbound` — 0.0.0.0:15006 (emitted when the proxy's workload serves some port),
+//    traffic_direction INBOUND, listener_filters original_dst (+ http_inspector when a port is
+//    auto-detected). One chain per workload port, filter_chain_match.destination_port = the
+//    application's port: HTTP -> HttpConnectionManager with an inline route configuration named
+//    `inbound|<port>||` routing everything to cluster `inbound|<port>||`; TCP -> tcp_proxy to it.
+//    Inbound clusters are STATIC to <workload address>:<port>.
+import type { L4MatchAttributes } from '../../config/resources';
+import { labelsMatch } from '../../registry/hosts';
+import { isHttpProtocol, isTcpProtocol, isTlsProtocol } from '../../registry/protocol';
+import type { MeshService, Protocol } from '../../registry/types';
+import type { InboundPort } from './clusters';
+import type { HttpFilterSet } from './filters';
+import { httpConnectionManager, listenerFilter, plaintextHttpAlpn, tcpProxy, tcpProxyForRoute } from './filters';
+import {
+  BLACKHOLE_CLUSTER,
+  HTTP_PROXY_ROUTE_CONFIG,
+  PASSTHROUGH_CLUSTER,
+  VIRTUAL_INBOUND_LISTENER,
+  VIRTUAL_INBOUND_PORT,
+  VIRTUAL_OUTBOUND_LISTENER,
+  VIRTUAL_OUTBOUND_PORT,
+  WILDCARD_ADDRESS,
+  inboundClusterName,
+  inboundRouteConfigName,
+  listenerName,
+  outboundClusterName,
+  outboundRouteConfigName,
+} from './names';
+import type { RouteContext } from './routes';
+import { gatewayKey, inboundRouteConfiguration } from './routes';
+import type { ProxyScope, VirtualServiceResource } from './scope';
+import { meshVirtualServiceFor } from './scope';
+import type { EnvoyResource } from './types';
+import { FILTER, cidrRange, socketAddress } from './values';
+
+type Json = Record<string, unknown>;
+
+/** A filter chain plus the key Envoy uses to tell chains apart (duplicates are rejected). */
+interface Chain {
+  chain: Json;
+  matchKey: string;
+}
+
+function chain(name: string, match: Json | undefined, filters: Json[]): Chain {
+  const c: Json = { name, ...(match && Object.keys(match).length ? { filter_chain_match: match } : {}), filters };
+  return { chain: c, matchKey: JSON.stringify(match ?? {}) };
+}
+
+/** Keeps the first chain for each distinct match (Istio logs such conflicts and drops the rest). */
+function uniqueChains(chains: Chain[]): Json[] {
+  const seen = new Set<string>();
+  return chains.filter((c) => (seen.has(c.matchKey) ? false : (seen.add(c.matchKey), true))).map((c) => c.chain);
+}
+
+/** Whether an L4 (tcp/tls) match applies to this proxy on this port for the mesh. */
+function l4MatchApplies(scope: ProxyScope, m: L4MatchAttributes, port: number, vsNamespace: string, gateways: readonly string[]): boolean {
+  if (m.port !== undefined && m.port !== port) return false;
+  if (m.sourceLabels && !labelsMatch(m.sourceLabels, scope.proxy.labels)) return false;
+  if (m.sourceNamespace && m.sourceNamespace !== scope.proxy.namespace) return false;
+  if (m.gateways?.length && !m.gateways.some((g) => gateways.includes(gatewayKey(g, vsNamespace)))) return false;
+  return true;
+}
+
+/** tcp_proxy for the first applicable `tcp` route of a VirtualService, if any. */
+export function tcpRouteProxy(ctx: RouteContext, vs: VirtualServiceResource): Json | undefined {
+  for (const r of vs.spec.tcp ?? []) {
+    const ok = !r.match?.length || r.match.some((m) => l4MatchApplies(ctx.scope, m, ctx.listenerPort, vs.metadata.namespace, ctx.gateways));
+    if (ok && r.route?.length) return tcpProxyForRoute(ctx, r.route, vs.metadata.namespace);
+  }
+  return undefined;
+}
+
+/** SNI-matched chains for a VirtualService's `tls` routes (sidecar and gateway passthrough). */
+export function tlsRouteChains(ctx: RouteContext, vs: VirtualServiceResource, baseMatch: Json): Chain[] {
+  const out: Chain[] = [];
+  for (const r of vs.spec.tls ?? []) {
+    if (!r.route?.length) continue;
+    for (const m of r.match ?? []) {
+      if (!l4MatchApplies(ctx.scope, m, ctx.listenerPort, vs.metadata.namespace, ctx.gateways)) continue;
+      const proxy = tcpProxyForRoute(ctx, r.route, vs.metadata.namespace);
+      if (!proxy) continue;
+      const sni = [...m.sniHosts].sort();
+      out.push(chain(`${sni.join(',')}:${ctx.listenerPort}`, { ...baseMatch, server_names: sni }, [proxy]));
+    }
+  }
+  return out;
+}
+
+function addressMatch(service: MeshService): Json {
+  const addrs = service.addresses.filter((a) => a && a !== WILDCARD_ADDRESS);
+  return addrs.length ? { prefix_ranges: addrs.map(cidrRange) } : {};
+}
+
+/** Chains for one opaque TCP/TLS service on a port (VirtualService tls/tcp routes or default). */
+function tcpServiceChains(ctx: RouteContext, service: MeshService, protocol: Protocol): Chain[] {
+  const port = ctx.listenerPort;
+  const match = addressMatch(service);
+  const tlsVs = isTlsProtocol(protocol ) ? meshVirtualServiceFor(ctx.scope, service.hostname, 'tls') : undefined;
+  if (tlsVs) {
+    const chains = tlsRouteChains(ctx, tlsVs, match);
+    if (chains.length) return chains;
+  }
+  const tcpVs = meshVirtualServiceFor(ctx.scope, service.hostname, 'tcp');
+  const routed = tcpVs ? tcpRouteProxy(ctx, tcpVs) : undefined;
+  const cluster = outboundClusterName(service.hostname, port);
+  return [chain(cluster, match, [routed ?? tcpProxy(cluster)])];
+}
+
+function outboundListener(scope: ProxyScope, port: number, services: { service: MeshService; protocol: Protocol }[]): EnvoyResource | undefined {
+  const ctx: RouteContext = { scope, listenerPort: port, gateways: ['mesh'], proxyless: false };
+  const specific: Chain[] = [];
+  const fallback: Chain[] = [];
+  let http = false;
+  for (const { service, protocol } of services) {
+    if (isHttpProtocol(protocol )) {
+      http = true;
+    } else if (protocol === 'UNKNOWN') {
+      http = true;
+      const cluster = outboundClusterName(service.hostname, port);
+      fallback.push(chain(cluster, {}, [tcpProxy(cluster)]));
+    } else if (isTcpProtocol(protocol )) {
+      for (const c of tcpServiceChains(ctx, service, protocol)) {
+        (c.matchKey === '{}' ? fallback : specific).push(c);
+      }
+    }
+  }
+  const sniff = http && fallback.length > 0;
+  const chains: Chain[] = [...specific];
+  if (http) {
+    const name = listenerName(WILDCARD_ADDRESS, port);
+    chains.push(
+      chain(name, sniff ? { application_protocols: plaintextHttpAlpn() } : undefined, [
+        httpConnectionManager({ statPrefix: `outbound_${name}`, rds: outboundRouteConfigName(port), filters: 'outbound' }),
+      ]),
+    );
+  }
+  chains.push(...fallback);
+  const filterChains = uniqueChains(chains);
+  if (filterChains.length === 0) return undefined;
+  const usesSni = filterChains.some((c) => (c.filter_chain_match as Json | undefined)?.server_names);
+  const listenerFilters = [
+    ...(usesSni ? [listenerFilter(FILTER.TlsInspector)] : []),
+    ...(sniff ? [listenerFilter(FILTER.HttpInspector)] : []),
+  ];
+  return {
+    name: listenerName(WILDCARD_ADDRESS, port),
+    address: socketAddress(WILDCARD_ADDRESS, port),
+    filter_chains: filterChains,
+    ...(listenerFilters.length ? { listener_filters: listenerFilters, continue_on_listener_filters_timeout: true } : {}),
+    traffic_direction: 'OUTBOUND',
+    bind_to_port: false,
+  };
+}
+
+/** Per-port outbound listeners `0.0.0.0_<port>`, sorted by port. */
+export function buildOutboundListeners(scope: ProxyScope): EnvoyResource[] {
+  const byPort = new Map<number, { service: MeshService; protocol: Protocol }[]>();
+  for (const service of scope.services) {
+    for (const p of service.ports) {
+      if (p.protocol === 'UDP') continue;
+      const list = byPort.get(p.port) ?? [];
+      list.push({ service, protocol: p.protocol });
+      byPort.set(p.port, list);
+    }
+  }
+  const out: EnvoyResource[] = [];
+  for (const port of [...byPort.keys()].sort((a, b) => a - b)) {
+    const l = outboundListener(scope, port, byPort.get(port) as { service: MeshService; protocol: Protocol }[]);
+    if (l) out.push(l);
+  }
+  return out;
+}
+
+/** `virtualOutbound` on 15001: HTTP proxy chain (RDS `http_proxy`) + passthrough/blackhole TCP. */
+export function buildVirtualOutboundListener(scope: ProxyScope): EnvoyResource {
+  const catchAll = scope.outboundTrafficPolicy === 'ALLOW_ANY' ? PASSTHROUGH_CLUSTER : BLACKHOLE_CLUSTER;
+  return {
+    name: VIRTUAL_OUTBOUND_LISTENER,
+    address: socketAddress(WILDCARD_ADDRESS, VIRTUAL_OUTBOUND_PORT),
+    filter_chains: [
+      {
+        name: 'virtualOutbound-http',
+        filter_chain_match: { application_protocols: plaintextHttpAlpn() },
+        filters: [
+          httpConnectionManager({
+            statPrefix: `outbound_${listenerName(WILDCARD_ADDRESS, VIRTUAL_OUTBOUND_PORT)}`,
+            rds: HTTP_PROXY_ROUTE_CONFIG,
+            filters: 'outbound',
+          }),
+        ],
+      },
+      { name: 'PassthroughFilterChain', filters: [tcpProxy(catchAll)] },
+    ],
+    listener_filters: [listenerFilter(FILTER.OriginalDst), listenerFilter(FILTER.HttpInspector)],
+    continue_on_listener_filters_timeout: true,
+    use_original_dst: true,
+    traffic_direction: 'OUTBOUND',
+  };
+}
+
+/**
+ * The ports the proxy's own workload serves: its WorkloadEntry (proxy.workloadName in
+ * proxy.namespace, else the one whose address is among proxy.ips) and every service endpoint
+ * backed by it. One entry per application port; the first service by hostname names it.
+ */
+export function inboundPortsFor(scope: ProxyScope): InboundPort[] {
+  const { registry } = scope.snapshot;
+  const { proxy } = scope;
+  let key = proxy.workloadName ? `${proxy.namespace}/${proxy.workloadName}` : undefined;
+  if (!key || !registry.workloads.has(key)) {
+    key = [...registry.workloads.entries()].find(([, w]) => w.namespace === proxy.namespace && proxy.ips.includes(w.address))?.[0];
+  }
+  if (!key) return [];
+  const workload = registry.workloads.get(key);
+  if (!workload) return [];
+  const byPort = new Map<number, InboundPort>();
+  for (const [host, eps] of registry.endpoints) {
+    const service = registry.services.get(host);
+    if (!service) continue;
+    for (const ep of eps) {
+      if (ep.workload !== key || byPort.has(ep.port)) continue;
+      const sp = service.ports.find((p) => p.port === ep.servicePort);
+      if (!sp || sp.protocol === 'UDP') continue;
+      byPort.set(ep.port, { port: ep.port, servicePort: ep.servicePort, protocol: sp.protocol, service, address: workload.address });
+    }
+  }
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
+}
+
+/** `virtualInbound` on 15006, one chain per workload port (see the model above). */
+export function buildVirtualInboundListener(ports: readonly InboundPort[]): EnvoyResource | undefined {
+  if (ports.length === 0) return undefined;
+  const chains: Json[] = [];
+  let sniff = false;
+  const hcm = (p: InboundPort, filters: HttpFilterSet) => {
+    const cluster = inboundClusterName(p.port);
+    return httpConnectionManager({
+      statPrefix: `inbound_${listenerName(WILDCARD_ADDRESS, p.port)}`,
+      routeConfig: inboundRouteConfiguration(inboundRouteConfigName(p.port), cluster, p.port),
+      filters,
+    });
+  };
+  for (const p of ports) {
+    const cluster = inboundClusterName(p.port);
+    const name = `inbound_${listenerName(WILDCARD_ADDRESS, p.port)}`;
+    if (isHttpProtocol(p.protocol)) {
+      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [hcm(p, 'inbound')] });
+    } else if (p.protocol === 'UNKNOWN') {
+      sniff = true;
+      chains.push({
+        name: `${name}-http`,
+        filter_chain_match: { destination_port: p.port, application_protocols: plaintextHttpAlpn() },
+        filters: [hcm(p, 'inbound')],
+      });
+      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [tcpProxy(cluster)] });
+    } else {
+      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [tcpProxy(cluster)] });
+    }
+  }
+  return {
+    name: VIRTUAL_INBOUND_LISTENER,
+    address: socketAddress(WILDCARD_ADDRESS, VIRTUAL_INBOUND_PORT),
+    filter_chains: chains,
+    listener_filters: [listenerFilter(FILTER.OriginalDst), ...(sniff ? [listenerFilter(FILTER.HttpInspector)] : [])],
+    continue_on_listener_filters_timeout: true,
+    traffic_direction: 'INBOUND',
+  };
+}
