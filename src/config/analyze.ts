@@ -9,7 +9,8 @@ import type {
   WorkloadEntrySpec,
 } from './resources';
 import { childPath, indexPath, ProblemCode, type ConfigProblem } from './problems';
-import { hostIsSubsetOf, isIpAddress } from './validate/formats';
+import { toFqdn as resolveShortHost } from '../registry/hosts';
+import { hostIsSubsetOf } from './validate/formats';
 
 export interface AnalyzeOptions {
   /** The mesh's DNS suffix: short host `reviews` in namespace `default` becomes `reviews.default.svc.<suffix>`. */
@@ -23,14 +24,8 @@ const MESH_GATEWAY = 'mesh';
  * without any dot gets `.<namespace>.svc.<domainSuffix>`; anything with a dot is taken as fully qualified.
  * So 'reviews' in 'default' is 'reviews.default.svc.cluster.local', but 'reviews.prod' stays 'reviews.prod'.
  */
-export function resolveShortHost(host: string, namespace: string, domainSuffix = 'cluster.local'): string {
-  if (host === '' || host === '*' || isIpAddress(host)) return host;
-  if (host.includes('.')) return host;
-  let fqdn = host;
-  if (namespace) fqdn += `.${namespace}`;
-  if (domainSuffix) fqdn += `.svc.${domainSuffix}`;
-  return fqdn;
-}
+/** Istio's short-name rule; one implementation, in the registry. */
+export { resolveShortHost };
 
 export function analyzeResources(resources: readonly ConfigResource[], opts: AnalyzeOptions = {}): ConfigProblem[] {
   const mesh = indexMesh(resources, opts.domainSuffix ?? 'cluster.local');
@@ -78,7 +73,10 @@ function indexMesh(resources: readonly ConfigResource[], domainSuffix: string): 
   for (const r of resources) {
     if (r.kind === 'Service') {
       const spec = r.spec as KubeServiceSpec;
-      services.push({ host: `${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`, workloads: selectWorkloads(r.metadata.namespace, spec.selector) });
+      services.push({
+        host: `${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`,
+        workloads: selectWorkloads(r.metadata.namespace, spec.selector),
+      });
     } else if (r.kind === 'ServiceEntry') {
       const spec = r.spec as ServiceEntrySpec;
       const workloads = spec.workloadSelector
@@ -124,7 +122,15 @@ function problemAbout(
   path: string,
   message: string,
 ): ConfigProblem {
-  const problem: ConfigProblem = { code, severity, kind: resource.kind, namespace: resource.metadata.namespace, name: resource.metadata.name, path, message };
+  const problem: ConfigProblem = {
+    code,
+    severity,
+    kind: resource.kind,
+    namespace: resource.metadata.namespace,
+    name: resource.metadata.name,
+    path,
+    message,
+  };
   if (resource.origin?.file !== undefined) problem.file = resource.origin.file;
   if (resource.origin?.document !== undefined) problem.document = resource.origin.document;
   return problem;
@@ -163,7 +169,9 @@ function destinationsOf(spec: VirtualServiceSpec): DestinationRef[] {
   });
   for (const field of ['tcp', 'tls'] as const) {
     (spec[field] ?? []).forEach((route, i) =>
-      (route.route ?? []).forEach((r, j) => add(r.destination, childPath(indexPath(childPath(indexPath(`spec.${field}`, i), 'route'), j), 'destination'))),
+      (route.route ?? []).forEach((r, j) =>
+        add(r.destination, childPath(indexPath(childPath(indexPath(`spec.${field}`, i), 'route'), j), 'destination')),
+      ),
     );
   }
   return refs;
@@ -173,13 +181,17 @@ function gatewayRefsOf(spec: VirtualServiceSpec): { ref: string; path: string }[
   const refs = (spec.gateways ?? []).map((ref, i) => ({ ref, path: indexPath('spec.gateways', i) }));
   (spec.http ?? []).forEach((http, i) =>
     (http.match ?? []).forEach((m, j) =>
-      (m.gateways ?? []).forEach((ref, k) => refs.push({ ref, path: indexPath(childPath(indexPath(childPath(indexPath('spec.http', i), 'match'), j), 'gateways'), k) })),
+      (m.gateways ?? []).forEach((ref, k) =>
+        refs.push({ ref, path: indexPath(childPath(indexPath(childPath(indexPath('spec.http', i), 'match'), j), 'gateways'), k) }),
+      ),
     ),
   );
   for (const field of ['tcp', 'tls'] as const) {
     (spec[field] ?? []).forEach((route, i) =>
       (route.match ?? []).forEach((m, j) =>
-        (m.gateways ?? []).forEach((ref, k) => refs.push({ ref, path: indexPath(childPath(indexPath(childPath(indexPath(`spec.${field}`, i), 'match'), j), 'gateways'), k) })),
+        (m.gateways ?? []).forEach((ref, k) =>
+          refs.push({ ref, path: indexPath(childPath(indexPath(childPath(indexPath(`spec.${field}`, i), 'match'), j), 'gateways'), k) }),
+        ),
       ),
     );
   }
@@ -194,7 +206,15 @@ function checkVirtualServiceReferences(vs: ConfigResource<'VirtualService'>, mes
     if (ref === MESH_GATEWAY) continue;
     const key = resolveGatewayRef(ref, namespace);
     if (!mesh.gateways.has(key)) {
-      problems.push(problemAbout(vs, ProblemCode.ReferencedResourceNotFound, 'error', path, `Referenced gateway not found: ${JSON.stringify(ref)} (looked for Gateway ${key})`));
+      problems.push(
+        problemAbout(
+          vs,
+          ProblemCode.ReferencedResourceNotFound,
+          'error',
+          path,
+          `Referenced gateway not found: ${JSON.stringify(ref)} (looked for Gateway ${key})`,
+        ),
+      );
     }
   }
 
@@ -202,14 +222,32 @@ function checkVirtualServiceReferences(vs: ConfigResource<'VirtualService'>, mes
     const fqdn = resolveShortHost(host, namespace, mesh.domainSuffix);
     if (servicesFor(fqdn, mesh).length === 0) {
       const resolved = fqdn !== host ? ` (resolved to ${fqdn})` : '';
-      problems.push(problemAbout(vs, ProblemCode.ReferencedResourceNotFound, 'warning', childPath(path, 'host'), `Referenced host not found: ${JSON.stringify(host)}${resolved}; declare it with a Service or ServiceEntry`));
+      problems.push(
+        problemAbout(
+          vs,
+          ProblemCode.ReferencedResourceNotFound,
+          'warning',
+          childPath(path, 'host'),
+          `Referenced host not found: ${JSON.stringify(host)}${resolved}; declare it with a Service or ServiceEntry`,
+        ),
+      );
     }
     if (subset) {
       const defined = mesh.destinationRules.some(
-        (dr) => (dr.host === fqdn || (dr.host.startsWith('*') && hostIsSubsetOf(fqdn, dr.host))) && (dr.resource.spec.subsets ?? []).some((s) => s.name === subset),
+        (dr) =>
+          (dr.host === fqdn || (dr.host.startsWith('*') && hostIsSubsetOf(fqdn, dr.host))) &&
+          (dr.resource.spec.subsets ?? []).some((s) => s.name === subset),
       );
       if (!defined) {
-        problems.push(problemAbout(vs, ProblemCode.ReferencedResourceNotFound, 'error', childPath(path, 'subset'), `Referenced host+subset in destinationrule not found: "${host}+${subset}"; no DestinationRule for ${fqdn} defines subset ${subset}`));
+        problems.push(
+          problemAbout(
+            vs,
+            ProblemCode.ReferencedResourceNotFound,
+            'error',
+            childPath(path, 'subset'),
+            `Referenced host+subset in destinationrule not found: "${host}+${subset}"; no DestinationRule for ${fqdn} defines subset ${subset}`,
+          ),
+        );
       }
     }
   }
@@ -218,7 +256,15 @@ function checkVirtualServiceReferences(vs: ConfigResource<'VirtualService'>, mes
     if (!http.delegate?.name) return;
     const key = `${http.delegate.namespace || namespace}/${http.delegate.name}`;
     if (!mesh.virtualServiceKeys.has(key)) {
-      problems.push(problemAbout(vs, ProblemCode.ReferencedResourceNotFound, 'error', childPath(indexPath('spec.http', i), 'delegate'), `Referenced virtualservice not found: ${JSON.stringify(key)}`));
+      problems.push(
+        problemAbout(
+          vs,
+          ProblemCode.ReferencedResourceNotFound,
+          'error',
+          childPath(indexPath('spec.http', i), 'delegate'),
+          `Referenced virtualservice not found: ${JSON.stringify(key)}`,
+        ),
+      );
     }
   });
 }
@@ -260,7 +306,13 @@ function reportConflictingMeshHosts(mesh: MeshIndex, problems: ConfigProblem[]):
       if (conflicting.length < 2) continue;
       const names = conflicting.map((c) => `${c.vs.metadata.namespace}/${c.vs.metadata.name}`).join(',');
       problems.push(
-        problemAbout(entry.vs, ProblemCode.ConflictingMeshGatewayVirtualServiceHosts, 'warning', indexPath('spec.hosts', entry.hostIndex), `The VirtualServices ${names} associated with mesh gateway define the same host ${host} which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.`),
+        problemAbout(
+          entry.vs,
+          ProblemCode.ConflictingMeshGatewayVirtualServiceHosts,
+          'warning',
+          indexPath('spec.hosts', entry.hostIndex),
+          `The VirtualServices ${names} associated with mesh gateway define the same host ${host} which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.`,
+        ),
       );
     }
   }
@@ -280,10 +332,17 @@ function checkSubsetsSelectWorkloads(rule: IndexedDestinationRule, mesh: MeshInd
   (rule.resource.spec.subsets ?? []).forEach((subset, i) => {
     const labels = subset.labels ?? {};
     if (Object.keys(labels).length === 0 || workloads.some((w) => labelsMatch(labels, w))) return;
-    const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const selector = Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     problems.push(
-      problemAbout(rule.resource, ProblemCode.DestinationRuleSubsetNotSelectPods, 'warning', indexPath('spec.subsets', i), `DestinationRule ${rule.resource.metadata.namespace}/${rule.resource.metadata.name} for subset ${subset.name} does not select any workload of ${rule.host} (labels ${selector})`),
+      problemAbout(
+        rule.resource,
+        ProblemCode.DestinationRuleSubsetNotSelectPods,
+        'warning',
+        indexPath('spec.subsets', i),
+        `DestinationRule ${rule.resource.metadata.namespace}/${rule.resource.metadata.name} for subset ${subset.name} does not select any workload of ${rule.host} (labels ${selector})`,
+      ),
     );
   });
 }
-

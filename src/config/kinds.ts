@@ -42,11 +42,7 @@ function security(kind: ResourceKind, plural: string, shortNames: string[]): Kin
 export function lookupKind(nameOrPluralOrShort: string): KindInfo | undefined {
   const wanted = nameOrPluralOrShort.trim().toLowerCase();
   return KNOWN_KINDS.find(
-    (k) =>
-      k.kind.toLowerCase() === wanted ||
-      k.plural === wanted ||
-      k.kind.toLowerCase() + 's' === wanted ||
-      k.shortNames.includes(wanted),
+    (k) => k.kind.toLowerCase() === wanted || k.plural === wanted || k.kind.toLowerCase() + 's' === wanted || k.shortNames.includes(wanted),
   );
 }
 

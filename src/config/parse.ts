@@ -27,7 +27,8 @@ export function parseYamlDocuments(
   const documents: ParsedDocument[] = [];
   const problems: ConfigProblem[] = [];
   const lineCounter = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // `merge` enables YAML merge keys (<<: *anchor), which Kubernetes' YAML reader accepts too.
+  const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const yamlDocuments: Document.Parsed[] = Array.isArray(parsed) ? parsed : [];
 
   yamlDocuments.forEach((doc, index) => {

@@ -1,16 +1,16 @@
 // Host name rules shared by registry and translation: Istio's short-name resolution and wildcard
 // host matching (pkg/config/host.Name Matches / SubsetOf).
+import { isIP } from 'node:net';
 
-/**
- * Istio's ResolveShortnameToFQDN: `reviews` and `reviews.ns` become `reviews.ns.svc.<suffix>`
- * (`reviews` in the given namespace); names with two or more dots and `*` wildcards are unchanged.
- */
-export function toFqdn(host: string, namespace: string, domainSuffix: string): string {
-  if (host === '*' || host.startsWith('*')) return host;
-  const dots = host.split('.').length - 1;
-  if (dots === 0) return `${host}.${namespace}.svc.${domainSuffix}`;
-  if (dots === 1) return `${host}.svc.${domainSuffix}`;
-  return host;
+/** A host as Istio resolves it from a resource in `namespace`: `reviews` -> `reviews.<ns>.svc.<suffix>`. */
+export function toFqdn(host: string, namespace: string, domainSuffix = 'cluster.local'): string {
+  // Istio's ResolveShortnameToFQDN: only a name without a dot is short. `reviews.prod` stays as
+  // written (sidecars still answer to it: it is among every service's virtual host domains).
+  if (host === '' || host === '*' || isIP(host) !== 0 || host.includes('.')) return host;
+  let fqdn = host;
+  if (namespace) fqdn += `.${namespace}`;
+  if (domainSuffix) fqdn += `.svc.${domainSuffix}`;
+  return fqdn;
 }
 
 /** True when `pattern` (possibly `*` or `*.suffix`) covers every name `host` covers (host.SubsetOf). */

@@ -63,6 +63,8 @@ const PROTO_FILES = [
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'google/protobuf/struct.proto',
   'google/protobuf/duration.proto',
   'google/protobuf/wrappers.proto',
@@ -83,55 +85,15 @@ export function parseDurationString(text: string): { seconds: number; nanos: num
   return { seconds, nanos: Math.round((total - seconds) * 1e9) };
 }
 
-type Wrapper = protobuf.IWrapper;
-
-function scalarWrapper(): Wrapper {
-  return {
-    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
-      if (object !== null && typeof object === 'object' && 'value' in object) return this.fromObject(object);
-      return this.create({ value: object } as any);
-    },
-    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
-      const o = this.toObject(message, options) as { value?: unknown };
-      return o.value as any;
-    },
-  };
-}
-
-function installJsonWrappers(): void {
-  const wrappers = protobuf.wrappers as Record<string, Wrapper>;
-  wrappers['.google.protobuf.Duration'] = {
-    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
-      if (typeof object === 'string') return this.create(parseDurationString(object) as any);
-      return this.fromObject(object);
-    },
-    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
-      const o = this.toObject(message, { ...options, longs: Number }) as { seconds?: number; nanos?: number };
-      return formatDuration(Number(o.seconds ?? 0), Number(o.nanos ?? 0)) as any;
-    },
-  };
-  for (const name of ['UInt32Value', 'Int32Value', 'UInt64Value', 'Int64Value', 'BoolValue', 'DoubleValue', 'FloatValue', 'StringValue']) {
-    wrappers[`.google.protobuf.${name}`] = scalarWrapper();
-  }
-  wrappers['.google.protobuf.Struct'] = {
-    fromObject(this: protobuf.Type, object: { [k: string]: any }) {
-      return this.fromObject({ fields: mapToStructFields(object) });
-    },
-    toObject(this: protobuf.Type, message: protobuf.Message<{}>, options?: protobuf.IConversionOptions) {
-      const o = this.toObject(message, { ...options, defaults: false, oneofs: false }) as { fields?: Record<string, any> };
-      return structFieldsToMap(o.fields ?? {}) as any;
-    },
-  };
-}
-
-// protobufjs's built-in google.protobuf.Value uses camelCase field names whatever keepCase says.
+// Struct / Value: protobufjs's built-in google.protobuf types use camelCase field names whatever
+// keepCase says, so these objects are written in that form.
 function toStructValue(v: unknown): Record<string, unknown> {
   if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
   if (typeof v === 'number') return { numberValue: v };
   if (typeof v === 'string') return { stringValue: v };
   if (typeof v === 'boolean') return { boolValue: v };
   if (Array.isArray(v)) return { listValue: { values: v.map(toStructValue) } };
-  return { structValue: v }; // the Struct wrapper converts the nested map
+  return { structValue: { fields: mapToStructFields(v as Record<string, unknown>) } };
 }
 function mapToStructFields(o: Record<string, unknown>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
@@ -144,7 +106,7 @@ function fromStructValue(v: any): unknown {
   if ('numberValue' in v) return v.numberValue;
   if ('boolValue' in v) return v.boolValue;
   if ('listValue' in v) return (v.listValue.values ?? []).map(fromStructValue);
-  if ('structValue' in v) return v.structValue; // already a plain map: the nested Struct wrapper ran
+  if ('structValue' in v) return structFieldsToMap(v.structValue.fields ?? {});
   return null;
 }
 function structFieldsToMap(fields: Record<string, any>): Record<string, unknown> {
@@ -158,7 +120,6 @@ let root: protobuf.Root | undefined;
 /** The protobufjs root holding every Envoy message Weft uses (loaded once, lazily). */
 export function envoyProtoRoot(): protobuf.Root {
   if (root) return root;
-  installJsonWrappers();
   const r = new protobuf.Root();
   const bundledGoogleProtos = path.join(path.dirname(require.resolve('protobufjs/package.json')), 'google', 'protobuf');
   r.resolvePath = (_origin, target) => {
@@ -240,7 +201,9 @@ function jsonValueToProto(type: protobuf.Type, value: unknown): unknown {
   const name = type.fullName;
   if (name === '.google.protobuf.Duration') return typeof value === 'string' ? parseDurationString(value) : value;
   if (SCALAR_WRAPPERS.has(name)) return value !== null && typeof value === 'object' ? value : { value };
-  if (name === '.google.protobuf.Struct') return value;
+  if (name === '.google.protobuf.Struct') {
+    return { fields: mapToStructFields(value as Record<string, unknown>) };
+  }
   if (name === '.google.protobuf.Value') return toStructValue(value);
   if (name === '.google.protobuf.Any') {
     const any = value as Record<string, unknown>;
@@ -253,10 +216,64 @@ function jsonValueToProto(type: protobuf.Type, value: unknown): unknown {
   return jsonToProtoObject(type, value as Record<string, unknown>);
 }
 
+/**
+ * The inverse of jsonToProtoObject for protobufjs's toObject output. Done by walking the message
+ * type rather than with protobufjs "wrappers", which are process-global and would change how
+ * other protobufjs users in the same process (grpc-js-xds) read durations and wrapper types.
+ */
+function protoObjectToJson(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(obj)) {
+    const field = type.fields[key];
+    if (!field || value === undefined) {
+      out[key] = value;
+      continue;
+    }
+    field.resolve();
+    if (!(field.resolvedType instanceof protobuf.Type)) {
+      out[key] = value;
+      continue;
+    }
+    const fieldType = field.resolvedType;
+    const convert = (v: unknown) => protoValueToJson(fieldType, v);
+    if (field.map) {
+      out[key] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, convert(v)]));
+    } else if (field.repeated) {
+      out[key] = (value as unknown[]).map(convert);
+    } else {
+      out[key] = convert(value);
+    }
+  }
+  return out;
+}
+
+function protoValueToJson(type: protobuf.Type, value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const v = value as Record<string, any>;
+  const name = type.fullName;
+  if (name === '.google.protobuf.Duration') return formatDuration(Number(v.seconds ?? 0), Number(v.nanos ?? 0));
+  if (SCALAR_WRAPPERS.has(name)) return v.value ?? (name === '.google.protobuf.BoolValue' ? false : name === '.google.protobuf.StringValue' ? '' : 0);
+  if (name === '.google.protobuf.Struct') return structFieldsToMap(v.fields ?? {});
+  if (name === '.google.protobuf.Value') return fromStructValue(v);
+  if (name === '.google.protobuf.Any') {
+    const typeUrl = v['@type'];
+    if (typeof typeUrl !== 'string') return value;
+    let inner: protobuf.Type;
+    try {
+      inner = lookupMessage(typeUrl);
+    } catch {
+      return value; // a type we do not load: leave it as protobufjs decoded it
+    }
+    return { '@type': typeUrl, ...protoObjectToJson(inner, v) };
+  }
+  return protoObjectToJson(type, v);
+}
+
 /** Decodes protobuf bytes of the given type into the JSON form. */
-export function decodeResource<T = Record<string, unknown>>(typeUrl: string, bytes: Uint8Array): T {
+export function decodeResource<T = Record<string, unknown>>(typeUrl: string, bytes: Uint8Array, options: { defaults?: boolean } = {}): T {
   const type = lookupMessage(typeUrl);
-  return type.toObject(type.decode(bytes), CONVERSION) as T;
+  const conversion = options.defaults ? { ...CONVERSION, defaults: true } : CONVERSION;
+  return protoObjectToJson(type, type.toObject(type.decode(bytes), conversion)) as T;
 }
 
 /** Wraps a resource as google.protobuf.Any, the form DiscoveryResponse.resources carries. */

@@ -368,6 +368,12 @@ describe('ADS server', () => {
     const lds = await client.waitForResponse((r) => r.typeUrl === LDS);
     assert.deepEqual(lds.names, [listenerNames[0]]);
 
+    // A client that named listeners and then sends an empty list unsubscribed: it is not a wildcard.
+    const beforeEmpty = client.responses.length;
+    client.subscribe(LDS, []);
+    await waitFor(() => typeStatus(harness, id, LDS).resourceNames.length === 0, { message: 'emptied LDS subscription not recorded' });
+    assert.equal(client.responses.length, beforeEmpty, 'an emptied named subscription must not turn into a wildcard push');
+
     // An empty EDS list unsubscribes.
     client.subscribe(EDS, []);
     await waitFor(() => !statusOf(harness, id).types.some((t) => t.typeUrl === EDS), { message: 'EDS unsubscribe not applied' });
@@ -380,6 +386,25 @@ describe('ADS server', () => {
     assert.equal((noType.streamError as { code?: number }).code, 3 /* INVALID_ARGUMENT */);
     assert.match(noType.streamError!.message, /just-a-name/);
     assert.ok(harness.logsOf('xds.connect_rejected').length >= 1);
+  });
+
+  it('ends every stream on close and refuses further publishes', async () => {
+    const closing = await startAdsHarness({ initial: snapshots.next(mesh()) });
+    const client = new AdsTestClient({ address: closing.address, node: productpageNode });
+    client.on('error', () => {});
+    let ended = false;
+    client.on('end', () => (ended = true));
+    try {
+      await synced(client, closing.server.servedSnapshot!.version);
+      await closing.server.close();
+      await waitFor(() => ended || client.streamError, { message: 'client stream still open after close()' });
+      assert.equal(closing.server.connectedProxies, 0);
+      assert.equal(await metricValue(closing.metrics, 'pilot_xds'), 0);
+      assert.throws(() => closing.server.publish(snapshots.next(mesh())), /closed/);
+    } finally {
+      client.close();
+      await closing.close();
+    }
   });
 
   it('brings 200 concurrent proxies to the same config, and pushes a change to all of them', async (t: TestContext) => {

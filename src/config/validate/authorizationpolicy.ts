@@ -60,7 +60,12 @@ const CONDITION_KEYS = new Set([
 
 function conditionKeyError(key: string): string | undefined {
   if (CONDITION_KEYS.has(key)) return undefined;
-  if (/^request\.headers\[[^\]]+\]$/.test(key) || /^request\.auth\.claims\[.+\]$/.test(key) || key.startsWith('experimental.envoy.filters.')) return undefined;
+  if (
+    /^request\.headers\[[^\]]+\]$/.test(key) ||
+    /^request\.auth\.claims\[.+\]$/.test(key) ||
+    key.startsWith('experimental.envoy.filters.')
+  )
+    return undefined;
   return `unknown attribute ${JSON.stringify(key)}; see https://istio.io/latest/docs/reference/config/security/conditions/`;
 }
 
@@ -78,20 +83,30 @@ function checkNoEmptyValues(values: string[] | undefined, path: string, problems
 
 function checkRule(rule: Rule, index: number, action: string, path: string, problems: ProblemCollector): void {
   const at = (field: string) => childPath(path, field);
-  if (rule.from && rule.from.length === 0) problems.error(ProblemCode.MissingRequiredField, at('from'), `\`from\` must not be empty, found at rule ${index}`);
+  if (rule.from && rule.from.length === 0)
+    problems.error(ProblemCode.MissingRequiredField, at('from'), `\`from\` must not be empty, found at rule ${index}`);
   (rule.from ?? []).forEach((from, i) => {
     const fromPath = indexPath(at('from'), i);
     const source = from.source;
     if (!source) {
-      problems.error(ProblemCode.MissingRequiredField, childPath(fromPath, 'source'), `\`from.source\` must not be nil, found at rule ${index}`);
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(fromPath, 'source'),
+        `\`from.source\` must not be nil, found at rule ${index}`,
+      );
       return;
     }
     const sourcePath = childPath(fromPath, 'source');
     const count = (fields: readonly (keyof Source)[]) => fields.reduce((n, f) => n + (source[f]?.length ?? 0), 0);
     if (count(['principals', 'notPrincipals', 'namespaces', 'notNamespaces']) > 0 && count(['serviceAccounts', 'notServiceAccounts']) > 0) {
-      problems.error(ProblemCode.ConflictingFields, sourcePath, `cannot set serviceAccounts with namespaces or principals, found at rule ${index}`);
+      problems.error(
+        ProblemCode.ConflictingFields,
+        sourcePath,
+        `cannot set serviceAccounts with namespaces or principals, found at rule ${index}`,
+      );
     }
-    if (count(SOURCE_FIELDS) === 0) problems.error(ProblemCode.MissingRequiredField, sourcePath, `\`from.source\` must not be empty, found at rule ${index}`);
+    if (count(SOURCE_FIELDS) === 0)
+      problems.error(ProblemCode.MissingRequiredField, sourcePath, `\`from.source\` must not be empty, found at rule ${index}`);
     for (const field of SOURCE_FIELDS) checkNoEmptyValues(source[field], childPath(sourcePath, field), problems);
     for (const field of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const) {
       (source[field] ?? []).forEach((ip, j) => {
@@ -99,25 +114,50 @@ function checkRule(rule: Rule, index: number, action: string, path: string, prob
       });
     }
     if (action === 'CUSTOM') {
-      for (const field of ['namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals'] as const) {
-        if (source[field]?.length) problems.error(ProblemCode.InvalidValue, childPath(sourcePath, field), `From.${field[0].toUpperCase()}${field.slice(1)} is currently not supported with CUSTOM action`);
+      for (const field of [
+        'namespaces',
+        'notNamespaces',
+        'serviceAccounts',
+        'notServiceAccounts',
+        'principals',
+        'notPrincipals',
+        'requestPrincipals',
+        'notRequestPrincipals',
+      ] as const) {
+        if (source[field]?.length)
+          problems.error(
+            ProblemCode.InvalidValue,
+            childPath(sourcePath, field),
+            `From.${field[0].toUpperCase()}${field.slice(1)} is currently not supported with CUSTOM action`,
+          );
       }
     }
   });
-  if (rule.to && rule.to.length === 0) problems.error(ProblemCode.MissingRequiredField, at('to'), `\`to\` must not be empty, found at rule ${index}`);
+  if (rule.to && rule.to.length === 0)
+    problems.error(ProblemCode.MissingRequiredField, at('to'), `\`to\` must not be empty, found at rule ${index}`);
   (rule.to ?? []).forEach((to, i) => {
     const toPath = indexPath(at('to'), i);
     const operation = to.operation;
     if (!operation) {
-      problems.error(ProblemCode.MissingRequiredField, childPath(toPath, 'operation'), `\`to.operation\` must not be nil, found at rule ${index}`);
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(toPath, 'operation'),
+        `\`to.operation\` must not be nil, found at rule ${index}`,
+      );
       return;
     }
     const operationPath = childPath(toPath, 'operation');
-    if (OPERATION_FIELDS.every((f) => !operation[f]?.length)) problems.error(ProblemCode.MissingRequiredField, operationPath, `\`to.operation\` must not be empty, found at rule ${index}`);
+    if (OPERATION_FIELDS.every((f) => !operation[f]?.length))
+      problems.error(ProblemCode.MissingRequiredField, operationPath, `\`to.operation\` must not be empty, found at rule ${index}`);
     for (const field of OPERATION_FIELDS) checkNoEmptyValues(operation[field], childPath(operationPath, field), problems);
     for (const field of ['ports', 'notPorts'] as const) {
       (operation[field] ?? []).forEach((port, j) => {
-        if (port !== '') report(problems, indexPath(childPath(operationPath, field), j), /^\d+$/.test(port) ? portError(Number(port)) : `port ${JSON.stringify(port)} must be a number`);
+        if (port !== '')
+          report(
+            problems,
+            indexPath(childPath(operationPath, field), j),
+            /^\d+$/.test(port) ? portError(Number(port)) : `port ${JSON.stringify(port)} must be a number`,
+          );
       });
     }
   });
@@ -129,13 +169,27 @@ function checkRule(rule: Rule, index: number, action: string, path: string, prob
     }
     report(problems, childPath(conditionPath, 'key'), conditionKeyError(condition.key));
     if (!condition.values?.length && !condition.notValues?.length) {
-      problems.error(ProblemCode.MissingRequiredField, conditionPath, `at least one of \`values\` or \`notValues\` must be set for key ${condition.key}`);
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        conditionPath,
+        `at least one of \`values\` or \`notValues\` must be set for key ${condition.key}`,
+      );
     }
     for (const field of ['values', 'notValues'] as const) {
-      (condition[field] ?? []).forEach((value, j) => report(problems, indexPath(childPath(conditionPath, field), j), conditionValueError(condition.key, value)));
+      (condition[field] ?? []).forEach((value, j) =>
+        report(problems, indexPath(childPath(conditionPath, field), j), conditionValueError(condition.key, value)),
+      );
     }
-    if (action === 'CUSTOM' && (['source.namespace', 'source.serviceAccount', 'source.principal'].includes(condition.key) || condition.key.startsWith('request.auth.'))) {
-      problems.error(ProblemCode.InvalidValue, childPath(conditionPath, 'key'), `${condition.key} is currently not supported with CUSTOM action`);
+    if (
+      action === 'CUSTOM' &&
+      (['source.namespace', 'source.serviceAccount', 'source.principal'].includes(condition.key) ||
+        condition.key.startsWith('request.auth.'))
+    ) {
+      problems.error(
+        ProblemCode.InvalidValue,
+        childPath(conditionPath, 'key'),
+        `${condition.key} is currently not supported with CUSTOM action`,
+      );
     }
   });
 }
@@ -145,16 +199,28 @@ function checkAuthorizationPolicy(policy: AuthorizationPolicyShape, path: string
   checkOneTargetKind(policy, path, problems);
   if (action === 'CUSTOM') {
     if (policy.rules === undefined) {
-      problems.error(ProblemCode.MissingRequiredField, childPath(path, 'rules'), 'CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request');
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(path, 'rules'),
+        'CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request',
+      );
     } else if (!policy.provider?.name) {
       problems.error(ProblemCode.MissingRequiredField, childPath(childPath(path, 'provider'), 'name'), '`provider.name` must not be empty');
     }
   }
   if (policy.provider && action !== 'CUSTOM') {
-    problems.error(ProblemCode.ConflictingFields, childPath(path, 'provider'), `\`provider\` must not be with non CUSTOM action, found ${action}`);
+    problems.error(
+      ProblemCode.ConflictingFields,
+      childPath(path, 'provider'),
+      `\`provider\` must not be with non CUSTOM action, found ${action}`,
+    );
   }
   if (action === 'DENY' && policy.rules === undefined) {
-    problems.error(ProblemCode.MissingRequiredField, childPath(path, 'rules'), 'DENY action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request');
+    problems.error(
+      ProblemCode.MissingRequiredField,
+      childPath(path, 'rules'),
+      'DENY action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request',
+    );
   }
   (policy.rules ?? []).forEach((rule, i) => checkRule(rule, i, action, indexPath(childPath(path, 'rules'), i), problems));
 }

@@ -8,7 +8,7 @@ import type {
   OutlierDetection,
   Subset,
 } from '../resources';
-import { childPath, indexPath, ProblemCode, type ProblemCollector } from '../problems';
+import { childPath, indexPath, ProblemCode } from '../problems';
 import { fqdnError, ipAddressError, isDns1123Label, portError, wildcardDomainError } from './formats';
 import { arrayOf, boolean, duration, enumOf, integer, mapOf, number, object, string, type Schema } from './schema';
 import { exportToList, labelMap, matchLabelsSelector, report } from './shared-fields';
@@ -45,7 +45,11 @@ export const connectionPoolSchema: Schema = object<ConnectionPoolSettings>(
       {
         check: (http: { h2UpgradePolicy?: string; useClientProtocol?: boolean }, path, problems) => {
           if (http.h2UpgradePolicy === 'UPGRADE' && http.useClientProtocol) {
-            problems.error(ProblemCode.ConflictingFields, childPath(path, 'useClientProtocol'), 'use client protocol must not be true when h2UpgradePolicy is UPGRADE');
+            problems.error(
+              ProblemCode.ConflictingFields,
+              childPath(path, 'useClientProtocol'),
+              'use client protocol must not be true when h2UpgradePolicy is UPGRADE',
+            );
           }
         },
       },
@@ -53,7 +57,8 @@ export const connectionPoolSchema: Schema = object<ConnectionPoolSettings>(
   },
   {
     check: (pool, path, problems) => {
-      if (!pool.http && !pool.tcp) problems.error(ProblemCode.MissingRequiredField, path, 'connection pool must have at least one field (tcp or http)');
+      if (!pool.http && !pool.tcp)
+        problems.error(ProblemCode.MissingRequiredField, path, 'connection pool must have at least one field (tcp or http)');
     },
   },
 );
@@ -73,7 +78,12 @@ const consistentHashSchema: Schema = object(
   {
     httpHeaderName: string(),
     httpCookie: object(
-      { name: string(), path: string(), ttl: duration({ formatOnly: true }), attributes: arrayOf(object({ name: string(), value: string() }, { required: ['name'] })) },
+      {
+        name: string(),
+        path: string(),
+        ttl: duration({ formatOnly: true }),
+        attributes: arrayOf(object({ name: string(), value: string() }, { required: ['name'] })),
+      },
       { required: ['name'] },
     ),
     useSourceIp: boolean(),
@@ -88,12 +98,37 @@ const consistentHashSchema: Schema = object(
       ['ringHash', 'maglev'],
     ],
     deprecated: { minimumRingSize: "use ringHash's minimumRingSize instead" },
-    check: (hash: { httpHeaderName?: string; httpCookie?: object; useSourceIp?: boolean; httpQueryParameterName?: string; ringHash?: object; maglev?: { tableSize?: number }; minimumRingSize?: number }, path, problems) => {
-      if (hash.httpHeaderName === undefined && !hash.httpCookie && hash.useSourceIp === undefined && hash.httpQueryParameterName === undefined) {
-        problems.warn(ProblemCode.SuspiciousConfig, path, 'consistentHash has no hash key; set one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName');
+    check: (
+      hash: {
+        httpHeaderName?: string;
+        httpCookie?: object;
+        useSourceIp?: boolean;
+        httpQueryParameterName?: string;
+        ringHash?: object;
+        maglev?: { tableSize?: number };
+        minimumRingSize?: number;
+      },
+      path,
+      problems,
+    ) => {
+      if (
+        hash.httpHeaderName === undefined &&
+        !hash.httpCookie &&
+        hash.useSourceIp === undefined &&
+        hash.httpQueryParameterName === undefined
+      ) {
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          path,
+          'consistentHash has no hash key; set one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName',
+        );
       }
       if (hash.minimumRingSize && (hash.ringHash || hash.maglev)) {
-        problems.error(ProblemCode.ConflictingFields, childPath(path, 'minimumRingSize'), 'only one of minimumRingSize or maglev/ringHash can be specified');
+        problems.error(
+          ProblemCode.ConflictingFields,
+          childPath(path, 'minimumRingSize'),
+          'only one of minimumRingSize or maglev/ringHash can be specified',
+        );
       }
       if (hash.maglev) {
         const at = childPath(childPath(path, 'maglev'), 'tableSize');
@@ -113,7 +148,8 @@ function localitiesError(localities: string[]): string | undefined {
   const regions = new Map<string, Map<string, Set<string>>>();
   for (const locality of localities) {
     const stars = (locality.match(/\*/g) ?? []).length;
-    if (stars > 1 || (stars === 1 && !locality.endsWith('*'))) return `locality ${locality} wildcard '*' number can not exceed 1 and must be in the end`;
+    if (stars > 1 || (stars === 1 && !locality.endsWith('*')))
+      return `locality ${locality} wildcard '*' number can not exceed 1 and must be in the end`;
     if (regions.has('*')) return `locality ${locality} overlap with previous specified ones`;
     const items = locality.split('/', 3);
     if (items.some((item) => item === '')) return `locality ${locality} must not contain empty region/zone/subzone info`;
@@ -154,25 +190,42 @@ const localityLbSettingSchema: Schema = object<LocalityLoadBalancerSetting>(
       }
       if (failover.length > 0) {
         const topology = (lb.failoverPriority ?? []).find((label) => TOPOLOGY_LABELS.has(label));
-        if (topology) problems.error(ProblemCode.ConflictingFields, at('failoverPriority'), `can not simultaneously set 'failover' and topology label '${topology}' in 'failoverPriority'`);
+        if (topology)
+          problems.error(
+            ProblemCode.ConflictingFields,
+            at('failoverPriority'),
+            `can not simultaneously set 'failover' and topology label '${topology}' in 'failoverPriority'`,
+          );
       }
       distribute.forEach((entry, i) => {
         const to = entry.to ?? {};
         const weights = Object.values(to);
         if (weights.some((w) => w <= 0 || w > 100)) {
-          problems.error(ProblemCode.InvalidValue, childPath(indexPath(at('distribute'), i), 'to'), 'locality weight must be in range [1, 100]');
+          problems.error(
+            ProblemCode.InvalidValue,
+            childPath(indexPath(at('distribute'), i), 'to'),
+            'locality weight must be in range [1, 100]',
+          );
           return;
         }
         const total = weights.reduce((a, b) => a + b, 0);
-        if (total !== 100) problems.error(ProblemCode.InvalidValue, childPath(indexPath(at('distribute'), i), 'to'), `total locality weight ${total} != 100`);
+        if (total !== 100)
+          problems.error(
+            ProblemCode.InvalidValue,
+            childPath(indexPath(at('distribute'), i), 'to'),
+            `total locality weight ${total} != 100`,
+          );
         report(problems, childPath(indexPath(at('distribute'), i), 'to'), localitiesError(Object.keys(to)));
       });
       report(problems, at('distribute'), localitiesError(distribute.map((d) => d.from ?? '')));
       failover.forEach((entry, i) => {
         const entryPath = indexPath(at('failover'), i);
-        if (entry.from === entry.to) problems.error(ProblemCode.InvalidValue, entryPath, 'locality lb failover settings must specify different regions');
-        if ((entry.from ?? '').includes('/') || (entry.to ?? '').includes('/')) problems.error(ProblemCode.InvalidValue, entryPath, 'locality lb failover only specify region');
-        if ((entry.from ?? '').includes('*') || (entry.to ?? '').includes('*')) problems.error(ProblemCode.InvalidValue, entryPath, "locality lb failover region should not contain '*' wildcard");
+        if (entry.from === entry.to)
+          problems.error(ProblemCode.InvalidValue, entryPath, 'locality lb failover settings must specify different regions');
+        if ((entry.from ?? '').includes('/') || (entry.to ?? '').includes('/'))
+          problems.error(ProblemCode.InvalidValue, entryPath, 'locality lb failover only specify region');
+        if ((entry.from ?? '').includes('*') || (entry.to ?? '').includes('*'))
+          problems.error(ProblemCode.InvalidValue, entryPath, "locality lb failover region should not contain '*' wildcard");
       });
     },
   },
@@ -191,7 +244,8 @@ const loadBalancerSchema: Schema = object(
       {
         required: ['duration'],
         check: (warmup: { aggression?: number }, path, problems) => {
-          if (warmup.aggression !== undefined && warmup.aggression < 1) problems.error(ProblemCode.InvalidValue, childPath(path, 'aggression'), 'aggression should be greater than or equal to 1');
+          if (warmup.aggression !== undefined && warmup.aggression < 1)
+            problems.error(ProblemCode.InvalidValue, childPath(path, 'aggression'), 'aggression should be greater than or equal to 1');
         },
       },
     ),
@@ -218,7 +272,11 @@ const outlierDetectionSchema: Schema = object<OutlierDetection>(
     deprecated: { consecutiveErrors: 'use consecutiveGatewayErrors or consecutive5xxErrors instead' },
     check: (outlier, path, problems) => {
       if (!outlier.splitExternalLocalOriginErrors && (outlier.consecutiveLocalOriginFailures ?? 0) > 0) {
-        problems.error(ProblemCode.ConflictingFields, childPath(path, 'consecutiveLocalOriginFailures'), 'outlier detection consecutive local origin failures is specified, but split external local origin errors is set to false');
+        problems.error(
+          ProblemCode.ConflictingFields,
+          childPath(path, 'consecutiveLocalOriginFailures'),
+          'outlier detection consecutive local origin failures is specified, but split external local origin errors is set to false',
+        );
       }
     },
   },
@@ -244,21 +302,43 @@ const clientTlsSchema: Schema = object<ClientTLSSettings & { caCrl?: string }>(
       const mode = tls.mode ?? 'DISABLE';
       if (tls.insecureSkipVerify) {
         if (mode === 'SIMPLE' && (tls.caCertificates || tls.credentialName || tls.subjectAltNames)) {
-          problems.error(ProblemCode.ConflictingFields, childPath(path, 'insecureSkipVerify'), 'cannot specify caCertificates or credentialName or subjectAltNames when insecureSkipVerify is set true');
+          problems.error(
+            ProblemCode.ConflictingFields,
+            childPath(path, 'insecureSkipVerify'),
+            'cannot specify caCertificates or credentialName or subjectAltNames when insecureSkipVerify is set true',
+          );
         }
         if (mode === 'MUTUAL' && (tls.caCertificates || tls.subjectAltNames)) {
-          problems.error(ProblemCode.ConflictingFields, childPath(path, 'insecureSkipVerify'), 'cannot specify caCertificates or subjectAltNames when insecureSkipVerify is set true');
+          problems.error(
+            ProblemCode.ConflictingFields,
+            childPath(path, 'insecureSkipVerify'),
+            'cannot specify caCertificates or subjectAltNames when insecureSkipVerify is set true',
+          );
         }
       }
       if ((mode === 'SIMPLE' || mode === 'MUTUAL') && tls.credentialName) {
         if (tls.clientCertificate || tls.caCertificates || tls.privateKey || tls.caCrl) {
-          problems.error(ProblemCode.ConflictingFields, childPath(path, 'credentialName'), 'cannot specify client certificates or CA certificate or CA CRL if credentialName is set');
+          problems.error(
+            ProblemCode.ConflictingFields,
+            childPath(path, 'credentialName'),
+            'cannot specify client certificates or CA certificate or CA CRL if credentialName is set',
+          );
         }
         return;
       }
       if (mode === 'MUTUAL') {
-        if (!tls.clientCertificate) problems.error(ProblemCode.MissingRequiredField, childPath(path, 'clientCertificate'), 'client certificate required for mutual tls (or set credentialName)');
-        if (!tls.privateKey) problems.error(ProblemCode.MissingRequiredField, childPath(path, 'privateKey'), 'private key required for mutual tls (or set credentialName)');
+        if (!tls.clientCertificate)
+          problems.error(
+            ProblemCode.MissingRequiredField,
+            childPath(path, 'clientCertificate'),
+            'client certificate required for mutual tls (or set credentialName)',
+          );
+        if (!tls.privateKey)
+          problems.error(
+            ProblemCode.MissingRequiredField,
+            childPath(path, 'privateKey'),
+            'private key required for mutual tls (or set credentialName)',
+          );
       }
     },
   },
@@ -276,7 +356,11 @@ const portLevelPolicy: Schema = object(
     tls: clientTlsSchema,
   },
   {
-    check: (policy: { port?: { number?: number }; loadBalancer?: object; connectionPool?: object; outlierDetection?: object; tls?: object }, path, problems) => {
+    check: (
+      policy: { port?: { number?: number }; loadBalancer?: object; connectionPool?: object; outlierDetection?: object; tls?: object },
+      path,
+      problems,
+    ) => {
       if (!policy.port) problems.error(ProblemCode.MissingRequiredField, childPath(path, 'port'), 'portTrafficPolicy must have valid port');
       else report(problems, childPath(childPath(path, 'port'), 'number'), portError(policy.port.number ?? 0));
       if (!policy.loadBalancer && !policy.connectionPool && !policy.outlierDetection && !policy.tls) {
@@ -296,7 +380,12 @@ const tunnelSchema: Schema = object(
       }
       const fqdn = fqdnError(tunnel.targetHost);
       const ip = ipAddressError(tunnel.targetHost);
-      if (fqdn && ip) problems.error(ProblemCode.InvalidValue, childPath(path, 'targetHost'), `tunnel target host must be valid FQDN or IP address: ${fqdn}; ${ip}`);
+      if (fqdn && ip)
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'targetHost'),
+          `tunnel target host must be valid FQDN or IP address: ${fqdn}; ${ip}`,
+        );
       report(problems, childPath(path, 'targetPort'), portError(tunnel.targetPort));
     },
   },
@@ -318,11 +407,20 @@ const trafficPolicySchema: Schema = object(
       if (Object.values(policy).every((v) => v === undefined || v === null)) {
         problems.error(ProblemCode.MissingRequiredField, path, 'traffic policy must have at least one field');
       }
-      if (policy.tunnel && policy.proxyProtocol) problems.error(ProblemCode.ConflictingFields, childPath(path, 'proxyProtocol'), 'tunnel and proxyProtocol must not be set together');
+      if (policy.tunnel && policy.proxyProtocol)
+        problems.error(
+          ProblemCode.ConflictingFields,
+          childPath(path, 'proxyProtocol'),
+          'tunnel and proxyProtocol must not be set together',
+        );
       const lb = policy.loadBalancer as { localityLbSetting?: LocalityLoadBalancerSetting } | undefined;
       const locality = lb?.localityLbSetting;
       if (locality && ((locality.failover?.length ?? 0) > 0 || (locality.failoverPriority?.length ?? 0) > 0) && !policy.outlierDetection) {
-        problems.warn(ProblemCode.SuspiciousConfig, childPath(childPath(path, 'loadBalancer'), 'localityLbSetting'), 'outlier detection policy must be provided for failover');
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          childPath(childPath(path, 'loadBalancer'), 'localityLbSetting'),
+          'outlier detection policy must be provided for failover',
+        );
       }
     },
   },
@@ -336,7 +434,12 @@ const subsetSchema: Schema = object<Subset>(
   {
     required: ['name'],
     check: (subset, path, problems) => {
-      if (!isDns1123Label(subset.name)) problems.error(ProblemCode.InvalidValue, childPath(path, 'name'), `subset name is invalid: ${subset.name} (must be a DNS-1123 label)`);
+      if (!isDns1123Label(subset.name))
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'name'),
+          `subset name is invalid: ${subset.name} (must be a DNS-1123 label)`,
+        );
     },
   },
 );
@@ -349,7 +452,8 @@ export const destinationRuleSpec: Schema = object<DestinationRuleSpec>(
       check: (subsets, path, problems) => {
         const names = new Set<string>();
         (subsets as Subset[]).forEach((subset, i) => {
-          if (names.has(subset.name)) problems.error(ProblemCode.DuplicateEntry, childPath(indexPath(path, i), 'name'), `duplicate subset names: ${subset.name}`);
+          if (names.has(subset.name))
+            problems.error(ProblemCode.DuplicateEntry, childPath(indexPath(path, i), 'name'), `duplicate subset names: ${subset.name}`);
           names.add(subset.name);
         });
       },
@@ -366,8 +470,14 @@ export const destinationRuleSpec: Schema = object<DestinationRuleSpec>(
         const namespace = problems.subject.namespace;
         const keys = new Set(exportTo.map((e) => (e === '.' ? namespace : e)));
         const at = childPath(path, 'exportTo');
-        if (!keys.has(namespace)) problems.error(ProblemCode.InvalidValue, at, 'destination rule with workload selector cannot have exportTo beyond current namespace');
-        else if (keys.size > 1) problems.error(ProblemCode.InvalidValue, at, 'destination rule with workload selector cannot have multiple entries in exportTo');
+        if (!keys.has(namespace))
+          problems.error(
+            ProblemCode.InvalidValue,
+            at,
+            'destination rule with workload selector cannot have exportTo beyond current namespace',
+          );
+        else if (keys.size > 1)
+          problems.error(ProblemCode.InvalidValue, at, 'destination rule with workload selector cannot have multiple entries in exportTo');
       }
     },
   },

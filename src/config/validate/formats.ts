@@ -97,8 +97,10 @@ export function gatewayBoundHostError(domain: string, sni: boolean): string | un
     if (parts.length < 4) return `domain name ${domain} invalid, should follow 'outbound_.<PORT>_._.<HOSTNAME>' format`;
     const port = parts[1].replace(/^\.+|\.+$/g, '');
     const hostname = parts[3].replace(/^\.+|\.+$/g, '');
-    if (!/[0-9]/.test(port)) return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(port)} invalid). should follow outbound_.<PORT>_._.<HOSTNAME> format`;
-    if (!/[a-zA-Z]/.test(hostname)) return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(hostname)} invalid). should follow outbound_.<PORT>_._.<HOSTNAME> format`;
+    if (!/[0-9]/.test(port))
+      return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(port)} invalid). should follow outbound_.<PORT>_._.<HOSTNAME> format`;
+    if (!/[a-zA-Z]/.test(hostname))
+      return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(hostname)} invalid). should follow outbound_.<PORT>_._.<HOSTNAME> format`;
     return undefined;
   }
   return wildcardDomainError(domain);
@@ -229,8 +231,8 @@ export function labelValueError(value: string): string | undefined {
 const NANOS_PER_UNIT: Record<string, bigint> = {
   ns: 1n,
   us: 1_000n,
-  'µs': 1_000n,
-  'μs': 1_000n,
+  µs: 1_000n,
+  μs: 1_000n,
   ms: 1_000_000n,
   s: 1_000_000_000n,
   m: 60_000_000_000n,
@@ -359,7 +361,8 @@ export function corsHeaderNameError(name: string): string | undefined {
  */
 export function headerValueError(value: string): string | undefined {
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0008\u000A-\u001F\u007F]/.test(value)) return `header value configuration ${JSON.stringify(value)} contains control characters`;
+  if (/[\u0000-\u0008\u000A-\u001F\u007F]/.test(value))
+    return `header value configuration ${JSON.stringify(value)} contains control characters`;
   for (let i = 0; i < value.length; i++) {
     if (value[i] !== '%') continue;
     if (value[i + 1] === '%') {
@@ -367,7 +370,8 @@ export function headerValueError(value: string): string | undefined {
       continue;
     }
     const end = value.indexOf('%', i + 1);
-    if (end < 0) return `header value configuration ${JSON.stringify(value)} has an unterminated '%'; write '%%' for a literal percent sign`;
+    if (end < 0)
+      return `header value configuration ${JSON.stringify(value)} has an unterminated '%'; write '%%' for a literal percent sign`;
     const command = value.slice(i + 1, end);
     if (!/^[A-Z][A-Z0-9_]*(\(.*\))?(:\d+)?$/.test(command)) {
       return `header value configuration ${JSON.stringify(value)} has an invalid %${command}% command; write '%%' for a literal percent sign`;
@@ -390,7 +394,8 @@ const MAX_REGEX_LENGTH = 1024;
 export function re2Error(pattern: string): string | undefined {
   const hint = 'Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)';
   if (pattern.length > MAX_REGEX_LENGTH) return `regex is too large, max length allowed is ${MAX_REGEX_LENGTH}`;
-  if (/\(\?(=|!|<=|<!)/.test(pattern)) return `regex ${JSON.stringify(pattern)} uses lookahead or lookbehind, which RE2 does not support; ${hint}`;
+  if (/\(\?(=|!|<=|<!)/.test(pattern))
+    return `regex ${JSON.stringify(pattern)} uses lookahead or lookbehind, which RE2 does not support; ${hint}`;
   if (/(^|[^\\])\\[1-9]/.test(pattern)) return `regex ${JSON.stringify(pattern)} uses a backreference, which RE2 does not support; ${hint}`;
   let flags = '';
   let translated = pattern.replace(/\(\?P</g, '(?<');
@@ -418,7 +423,11 @@ export function exportToErrors(namespace: string, exportTo: readonly string[], i
   for (const entry of exportTo) {
     const key = entry === '.' ? namespace : entry;
     if (seen.has(key)) {
-      errors.push(key !== entry ? `duplicate entries in exportTo: . and current namespace ${namespace}` : `duplicate entries in exportTo for entry ${entry}`);
+      errors.push(
+        key !== entry
+          ? `duplicate entries in exportTo: . and current namespace ${namespace}`
+          : `duplicate entries in exportTo for entry ${entry}`,
+      );
       continue;
     }
     if (entry === '~' && !isServiceEntry) {

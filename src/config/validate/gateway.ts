@@ -59,8 +59,12 @@ interface ServerTls extends ServerTLSSettings {
 function checkServerTls(tls: ServerTls, path: string, problems: ProblemCollector): void {
   const at = (field: string) => childPath(path, field);
   const mode = tls.mode ?? 'PASSTHROUGH';
-  if ((tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') && !(tls.cipherSuites?.length)) {
-    problems.warn(ProblemCode.SuspiciousConfig, at('minProtocolVersion'), 'TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.');
+  if ((tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') && !tls.cipherSuites?.length) {
+    problems.warn(
+      ProblemCode.SuspiciousConfig,
+      at('minProtocolVersion'),
+      'TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.',
+    );
   }
   const seen = new Set<string>();
   const invalid: string[] = [];
@@ -70,8 +74,10 @@ function checkServerTls(tls: ServerTls, path: string, problems: ProblemCollector
     else if (seen.has(suite)) duplicates.push(suite);
     seen.add(suite);
   }
-  if (invalid.length) problems.warn(ProblemCode.SuspiciousConfig, at('cipherSuites'), `ignoring invalid cipher suites: [${invalid.sort().join(' ')}]`);
-  if (duplicates.length) problems.warn(ProblemCode.SuspiciousConfig, at('cipherSuites'), `ignoring duplicate cipher suites: [${duplicates.sort().join(' ')}]`);
+  if (invalid.length)
+    problems.warn(ProblemCode.SuspiciousConfig, at('cipherSuites'), `ignoring invalid cipher suites: [${invalid.sort().join(' ')}]`);
+  if (duplicates.length)
+    problems.warn(ProblemCode.SuspiciousConfig, at('cipherSuites'), `ignoring duplicate cipher suites: [${duplicates.sort().join(' ')}]`);
 
   if (mode === 'ISTIO_MUTUAL') {
     // ISTIO_MUTUAL uses the mesh's own certificates.
@@ -92,13 +98,30 @@ function checkServerTls(tls: ServerTls, path: string, problems: ProblemCollector
     return;
   }
   if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
-    if (tls.caCrl || tls.serverCertificate || tls.privateKey || tls.caCertificates || tls.tlsCertificates?.length || tls.credentialName || tls.credentialNames?.length) {
+    if (
+      tls.caCrl ||
+      tls.serverCertificate ||
+      tls.privateKey ||
+      tls.caCertificates ||
+      tls.tlsCertificates?.length ||
+      tls.credentialName ||
+      tls.credentialNames?.length
+    ) {
       problems.warn(ProblemCode.SuspiciousConfig, path, `${mode} mode does not use certificates, they will be ignored`);
     }
   }
-  const sources = [tls.serverCertificate && tls.privateKey, tls.credentialName, tls.credentialNames?.length, tls.tlsCertificates?.length].filter(Boolean).length;
+  const sources = [
+    tls.serverCertificate && tls.privateKey,
+    tls.credentialName,
+    tls.credentialNames?.length,
+    tls.tlsCertificates?.length,
+  ].filter(Boolean).length;
   if (sources > 1) {
-    problems.error(ProblemCode.ConflictingFields, path, 'only one of credentialName, credentialNames, serverCertificate/privateKey, tlsCertificates should be specified');
+    problems.error(
+      ProblemCode.ConflictingFields,
+      path,
+      'only one of credentialName, credentialNames, serverCertificate/privateKey, tlsCertificates should be specified',
+    );
   }
   const terminates = mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
   if (terminates && (tls.credentialName || tls.credentialNames?.length)) {
@@ -108,17 +131,39 @@ function checkServerTls(tls: ServerTls, path: string, problems: ProblemCollector
   }
   if (terminates) {
     const prefix = mode === 'SIMPLE' ? 'SIMPLE TLS' : 'MUTUAL TLS';
-    if (mode !== 'SIMPLE' && !tls.caCertificates) problems.error(ProblemCode.MissingRequiredField, at('caCertificates'), `${prefix} requires a client CA bundle (caCertificates), or set credentialName`);
-    if ((tls.tlsCertificates?.length ?? 0) > 2) problems.warn(ProblemCode.SuspiciousConfig, at('tlsCertificates'), `${prefix} can support up to 2 server certificates`);
+    if (mode !== 'SIMPLE' && !tls.caCertificates)
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        at('caCertificates'),
+        `${prefix} requires a client CA bundle (caCertificates), or set credentialName`,
+      );
+    if ((tls.tlsCertificates?.length ?? 0) > 2)
+      problems.warn(ProblemCode.SuspiciousConfig, at('tlsCertificates'), `${prefix} can support up to 2 server certificates`);
     if (tls.tlsCertificates?.length) {
       tls.tlsCertificates.forEach((cert, i) => {
         const certPath = indexPath(at('tlsCertificates'), i);
-        if (!cert.serverCertificate) problems.error(ProblemCode.MissingRequiredField, childPath(certPath, 'serverCertificate'), `${prefix} requires a server certificate`);
-        if (!cert.privateKey) problems.error(ProblemCode.MissingRequiredField, childPath(certPath, 'privateKey'), `${prefix} requires a private key`);
+        if (!cert.serverCertificate)
+          problems.error(
+            ProblemCode.MissingRequiredField,
+            childPath(certPath, 'serverCertificate'),
+            `${prefix} requires a server certificate`,
+          );
+        if (!cert.privateKey)
+          problems.error(ProblemCode.MissingRequiredField, childPath(certPath, 'privateKey'), `${prefix} requires a private key`);
       });
     } else {
-      if (!tls.serverCertificate) problems.error(ProblemCode.MissingRequiredField, at('serverCertificate'), `${prefix} requires a server certificate (serverCertificate), or set credentialName`);
-      if (!tls.privateKey) problems.error(ProblemCode.MissingRequiredField, at('privateKey'), `${prefix} requires a private key (privateKey), or set credentialName`);
+      if (!tls.serverCertificate)
+        problems.error(
+          ProblemCode.MissingRequiredField,
+          at('serverCertificate'),
+          `${prefix} requires a server certificate (serverCertificate), or set credentialName`,
+        );
+      if (!tls.privateKey)
+        problems.error(
+          ProblemCode.MissingRequiredField,
+          at('privateKey'),
+          `${prefix} requires a private key (privateKey), or set credentialName`,
+        );
     }
   }
   checkCrl(tls, mode, path, problems);
@@ -126,7 +171,12 @@ function checkServerTls(tls: ServerTls, path: string, problems: ProblemCollector
 
 function checkCrl(tls: ServerTls, mode: string, path: string, problems: ProblemCollector): void {
   if (!tls.caCrl) return;
-  if (tls.credentialName) problems.error(ProblemCode.ConflictingFields, childPath(path, 'caCrl'), 'CRL is not supported with credentialName. CRL has to be specified in the credential');
+  if (tls.credentialName)
+    problems.error(
+      ProblemCode.ConflictingFields,
+      childPath(path, 'caCrl'),
+      'CRL is not supported with credentialName. CRL has to be specified in the credential',
+    );
   if (mode === 'SIMPLE') problems.error(ProblemCode.ConflictingFields, childPath(path, 'caCrl'), 'CRL is not supported with SIMPLE TLS');
 }
 
@@ -166,7 +216,12 @@ function checkServer(server: GatewayServer, path: string, problems: ProblemColle
   let portValid = true;
   if (!port.protocol || !parseProtocol(port.protocol)) {
     // protocolName() already reports unknown protocols; an empty one is also invalid on a gateway.
-    if (!port.protocol) problems.error(ProblemCode.MissingRequiredField, childPath(at('port'), 'protocol'), 'protocol is required; use HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO, REDIS or MYSQL');
+    if (!port.protocol)
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(at('port'), 'protocol'),
+        'protocol is required; use HTTP, HTTPS, HTTP2, GRPC, TCP, TLS, MONGO, REDIS or MYSQL',
+      );
     portValid = false;
   }
   if ((port.number ?? 0) > 0 || !bind.startsWith(UNIX_ADDRESS_PREFIX)) {
@@ -186,30 +241,44 @@ function checkServer(server: GatewayServer, path: string, problems: ProblemColle
   }
   if (bind.startsWith(UNIX_ADDRESS_PREFIX)) {
     report(problems, at('bind'), unixAddressError(bind.slice(UNIX_ADDRESS_PREFIX.length)));
-    if ((port.number ?? 0) !== 0) problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'number'), 'port number must be 0 for unix domain socket');
+    if ((port.number ?? 0) !== 0)
+      problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'number'), 'port number must be 0 for unix domain socket');
   } else if (bind !== '') {
     report(problems, at('bind'), ipAddressError(bind));
   }
   server.hosts.forEach((host, i) => {
-    for (const message of namespaceSlashHostErrors(host, true)) problems.error(ProblemCode.InvalidValue, indexPath(at('hosts'), i), message);
+    for (const message of namespaceSlashHostErrors(host, true))
+      problems.error(ProblemCode.InvalidValue, indexPath(at('hosts'), i), message);
   });
   if (!portValid) return;
   const tls = server.tls;
   if (isTlsProtocol(port.protocol) && !tls) {
-    problems.error(ProblemCode.MissingRequiredField, at('tls'), `server must have TLS settings for HTTPS/TLS protocols (port ${port.name})`);
+    problems.error(
+      ProblemCode.MissingRequiredField,
+      at('tls'),
+      `server must have TLS settings for HTTPS/TLS protocols (port ${port.name})`,
+    );
   } else if (!isTlsProtocol(port.protocol) && tls) {
     if (isHttpProtocol(port.protocol)) {
       // A plain-text HTTP server may only carry httpsRedirect.
       const passthrough = (tls.mode ?? 'PASSTHROUGH') === 'PASSTHROUGH' || tls.mode === 'AUTO_PASSTHROUGH';
       if (!passthrough || tls.caCertificates || tls.privateKey || tls.serverCertificate) {
-        problems.error(ProblemCode.ConflictingFields, at('tls'), 'server cannot have TLS settings for plain text HTTP ports (only httpsRedirect is allowed)');
+        problems.error(
+          ProblemCode.ConflictingFields,
+          at('tls'),
+          'server cannot have TLS settings for plain text HTTP ports (only httpsRedirect is allowed)',
+        );
       }
     } else {
       problems.error(ProblemCode.ConflictingFields, at('tls'), 'server cannot have TLS settings for non HTTPS/TLS ports');
     }
   }
   if (!isHttpProtocol(port.protocol) && tls?.httpsRedirect) {
-    problems.warn(ProblemCode.SuspiciousConfig, childPath(at('tls'), 'httpsRedirect'), 'tls.httpsRedirect should only be used with http servers');
+    problems.warn(
+      ProblemCode.SuspiciousConfig,
+      childPath(at('tls'), 'httpsRedirect'),
+      'tls.httpsRedirect should only be used with http servers',
+    );
   }
 }
 
@@ -234,7 +303,11 @@ export const gatewaySpec: Schema = object(
           if (!server.port) return;
           const name = server.port.name ?? '';
           if (names.has(name)) {
-            problems.error(ProblemCode.DuplicateEntry, childPath(childPath(indexPath(path, i), 'port'), 'name'), `port names in servers must be unique: duplicate name ${name}`);
+            problems.error(
+              ProblemCode.DuplicateEntry,
+              childPath(childPath(indexPath(path, i), 'port'), 'name'),
+              `port names in servers must be unique: duplicate name ${name}`,
+            );
           }
           names.set(name, i);
         });

@@ -78,7 +78,11 @@ export function validateResource(doc: ParsedDocument): ValidationResult {
   const problems = new ProblemCollector({ kind: '', namespace: '', name: '', file: origin.file, document: origin.document }, doc.locate);
 
   if (!isPlainObject(raw)) {
-    problems.error(ProblemCode.MalformedDocument, '', `a resource must be a YAML mapping with apiVersion, kind, metadata and spec; got ${describeValue(raw)}`);
+    problems.error(
+      ProblemCode.MalformedDocument,
+      '',
+      `a resource must be a YAML mapping with apiVersion, kind, metadata and spec; got ${describeValue(raw)}`,
+    );
     return invalid(problems);
   }
   const metadata = isPlainObject(raw.metadata) ? raw.metadata : undefined;
@@ -88,10 +92,18 @@ export function validateResource(doc: ParsedDocument): ValidationResult {
   problems.subject = { ...problems.subject, kind, namespace, name };
 
   if (!kind) {
-    problems.error(ProblemCode.MalformedDocument, 'kind', raw.kind === undefined ? 'kind is required' : `kind must be a string, got ${describeValue(raw.kind)}`);
+    problems.error(
+      ProblemCode.MalformedDocument,
+      'kind',
+      raw.kind === undefined ? 'kind is required' : `kind must be a string, got ${describeValue(raw.kind)}`,
+    );
   }
   if (typeof raw.apiVersion !== 'string' || raw.apiVersion === '') {
-    problems.error(ProblemCode.MalformedDocument, 'apiVersion', raw.apiVersion === undefined ? 'apiVersion is required' : `apiVersion must be a string, got ${describeValue(raw.apiVersion)}`);
+    problems.error(
+      ProblemCode.MalformedDocument,
+      'apiVersion',
+      raw.apiVersion === undefined ? 'apiVersion is required' : `apiVersion must be a string, got ${describeValue(raw.apiVersion)}`,
+    );
   }
   if (!kind) return invalid(problems);
 
@@ -101,7 +113,8 @@ export function validateResource(doc: ParsedDocument): ValidationResult {
 
   if (typeof raw.apiVersion === 'string' && raw.apiVersion !== '') checkApiVersion(info, raw.apiVersion, problems);
   for (const key of Object.keys(raw)) {
-    if (!TOP_LEVEL_FIELDS.has(key)) problems.error(ProblemCode.UnknownField, key, `unknown field "${key}"; a resource has apiVersion, kind, metadata, spec (and status)`);
+    if (!TOP_LEVEL_FIELDS.has(key))
+      problems.error(ProblemCode.UnknownField, key, `unknown field "${key}"; a resource has apiVersion, kind, metadata, spec (and status)`);
   }
   checkMetadata(raw.metadata, validator, problems);
 
@@ -137,7 +150,11 @@ function unknownKind(kind: string, apiVersion: unknown, problems: ProblemCollect
 function checkApiVersion(info: KindInfo, apiVersion: string, problems: ProblemCollector): void {
   const served = apiVersionsOf(info);
   if (served.includes(apiVersion)) return;
-  problems.error(ProblemCode.UnsupportedApiVersion, 'apiVersion', `apiVersion ${apiVersion} is not served for ${info.kind}; use one of ${served.join(', ')}`);
+  problems.error(
+    ProblemCode.UnsupportedApiVersion,
+    'apiVersion',
+    `apiVersion ${apiVersion} is not served for ${info.kind}; use one of ${served.join(', ')}`,
+  );
 }
 
 function checkMetadata(metadata: unknown, validator: KindValidator, problems: ProblemCollector): void {

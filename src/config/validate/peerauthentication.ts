@@ -23,10 +23,12 @@ export const peerAuthenticationSpec: Schema = object<PeerAuthenticationShape>(
       if (emptySelector && Object.keys(ports).length > 0) {
         problems.error(ProblemCode.ConflictingFields, at, 'mesh/namespace peer authentication cannot have port level mTLS; add a selector');
       }
-      if (Object.keys(ports).length === 0) problems.error(ProblemCode.InvalidValue, at, 'port level mTLS, if defined, must have at least one element');
+      if (Object.keys(ports).length === 0)
+        problems.error(ProblemCode.InvalidValue, at, 'port level mTLS, if defined, must have at least one element');
       for (const port of Object.keys(ports)) {
         const number = /^\d+$/.test(port) ? Number(port) : NaN;
-        if (!(number >= 1 && number <= 65535)) problems.error(ProblemCode.InvalidValue, childPath(at, port), `port ${JSON.stringify(port)} must be a number in range 1..65535`);
+        if (!(number >= 1 && number <= 65535))
+          problems.error(ProblemCode.InvalidValue, childPath(at, port), `port ${JSON.stringify(port)} must be a number in range 1..65535`);
       }
     },
   },

@@ -23,7 +23,12 @@ const targetRefSchema: Schema = object<TargetRef>(
   {
     required: ['kind', 'name'],
     check: (ref, path, problems) => {
-      if (ref.namespace) problems.error(ProblemCode.InvalidValue, childPath(path, 'namespace'), 'targetRef namespace must not be set; cross namespace referencing is not supported');
+      if (ref.namespace)
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'namespace'),
+          'targetRef namespace must not be set; cross namespace referencing is not supported',
+        );
       const group = ref.group ?? '';
       if (!ALLOWED_TARGETS.some((t) => t.group === group && t.kind === ref.kind)) {
         const allowed = ALLOWED_TARGETS.map((t) => `${t.group || 'core'}/${t.kind}`).join(', ');
@@ -41,7 +46,20 @@ export const policyTargetFields = {
 };
 
 /** Istio's validateOneOfSelectorType. */
-export function checkOneTargetKind(policy: { selector?: unknown; targetRef?: unknown; targetRefs?: unknown[] }, path: string, problems: ProblemCollector): void {
-  const set = [policy.selector ? 'selector' : '', policy.targetRef ? 'targetRef' : '', policy.targetRefs?.length ? 'targetRefs' : ''].filter(Boolean);
-  if (set.length > 1) problems.error(ProblemCode.ConflictingFields, childPath(path, set[1]), `only one of targetRefs or workloadSelector can be set (found ${set.join(' and ')})`);
+export function checkOneTargetKind(
+  policy: { selector?: unknown; targetRef?: unknown; targetRefs?: unknown[] },
+  path: string,
+  problems: ProblemCollector,
+): void {
+  const set = [
+    policy.selector ? 'selector' : '',
+    policy.targetRef ? 'targetRef' : '',
+    policy.targetRefs?.length ? 'targetRefs' : '',
+  ].filter(Boolean);
+  if (set.length > 1)
+    problems.error(
+      ProblemCode.ConflictingFields,
+      childPath(path, set[1]),
+      `only one of targetRefs or workloadSelector can be set (found ${set.join(' and ')})`,
+    );
 }

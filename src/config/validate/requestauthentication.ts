@@ -30,7 +30,8 @@ function jwksUriError(uri: string): string | undefined {
 function jwksError(jwks: string): string | undefined {
   try {
     const parsed = JSON.parse(jwks) as { keys?: unknown };
-    if (typeof parsed !== 'object' || parsed === null || (!Array.isArray(parsed.keys) && !('kty' in parsed))) return 'jwks parse error: expected a JSON Web Key Set ({"keys": [...]})';
+    if (typeof parsed !== 'object' || parsed === null || (!Array.isArray(parsed.keys) && !('kty' in parsed)))
+      return 'jwks parse error: expected a JSON Web Key Set ({"keys": [...]})';
     return undefined;
   } catch (err) {
     return `jwks parse error: ${(err as Error).message}`;
@@ -42,7 +43,8 @@ function checkJwtRule(rule: JwtRule, path: string, problems: ProblemCollector): 
   (rule.audiences ?? []).forEach((audience, i) => {
     if (audience === '') problems.error(ProblemCode.InvalidValue, indexPath(at('audiences'), i), 'audience must be non-empty string');
   });
-  if (!rule.issuer && !rule.jwksUri) problems.error(ProblemCode.MissingRequiredField, at('issuer'), 'issuer or jwksUri must be non-empty string');
+  if (!rule.issuer && !rule.jwksUri)
+    problems.error(ProblemCode.MissingRequiredField, at('issuer'), 'issuer or jwksUri must be non-empty string');
   if (rule.jwksUri) {
     const error = jwksUriError(rule.jwksUri);
     if (error) problems.error(ProblemCode.InvalidValue, at('jwksUri'), error);
@@ -52,7 +54,12 @@ function checkJwtRule(rule: JwtRule, path: string, problems: ProblemCollector): 
     if (error) problems.error(ProblemCode.InvalidValue, at('jwks'), error);
   }
   (rule.fromHeaders ?? []).forEach((header, i) => {
-    if (!header.name) problems.error(ProblemCode.MissingRequiredField, childPath(indexPath(at('fromHeaders'), i), 'name'), 'location header name must be non-empty string');
+    if (!header.name)
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(indexPath(at('fromHeaders'), i), 'name'),
+        'location header name must be non-empty string',
+      );
   });
   (rule.fromParams ?? []).forEach((param, i) => {
     if (param === '') problems.error(ProblemCode.InvalidValue, indexPath(at('fromParams'), i), 'location query must be non-empty string');
@@ -89,5 +96,8 @@ const jwtRuleSchema: Schema = object<JwtRule>(
 
 export const requestAuthenticationSpec: Schema = object(
   { ...policyTargetFields, jwtRules: arrayOf(jwtRuleSchema) },
-  { check: (policy: { selector?: unknown; targetRef?: unknown; targetRefs?: unknown[] }, path, problems) => checkOneTargetKind(policy, path, problems) },
+  {
+    check: (policy: { selector?: unknown; targetRef?: unknown; targetRefs?: unknown[] }, path, problems) =>
+      checkOneTargetKind(policy, path, problems),
+  },
 );

@@ -29,35 +29,46 @@ export function boolean(): Schema {
 }
 
 export function integer(opts: { min?: number; max?: number; check?: Check<number> } = {}): Schema {
-  return scalar('integer', (v): v is number => typeof v === 'number' && Number.isInteger(v), (value, path, problems) => {
-    checkRange(value, opts.min, opts.max, path, problems);
-    opts.check?.(value, path, problems);
-  });
+  return scalar(
+    'integer',
+    (v): v is number => typeof v === 'number' && Number.isInteger(v),
+    (value, path, problems) => {
+      checkRange(value, opts.min, opts.max, path, problems);
+      opts.check?.(value, path, problems);
+    },
+  );
 }
 
 export function number(opts: { min?: number; max?: number; check?: Check<number> } = {}): Schema {
-  return scalar('number', (v): v is number => typeof v === 'number' && Number.isFinite(v), (value, path, problems) => {
-    checkRange(value, opts.min, opts.max, path, problems);
-    opts.check?.(value, path, problems);
-  });
+  return scalar(
+    'number',
+    (v): v is number => typeof v === 'number' && Number.isFinite(v),
+    (value, path, problems) => {
+      checkRange(value, opts.min, opts.max, path, problems);
+      opts.check?.(value, path, problems);
+    },
+  );
 }
 
 /** Kubernetes IntOrString (e.g. a Service's targetPort). */
 export function intOrString(opts: { check?: Check<number | string> } = {}): Schema {
-  const isIntOrString = (v: unknown): v is number | string =>
-    typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v));
+  const isIntOrString = (v: unknown): v is number | string => typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v));
   return scalar('integer or string', isIntOrString, opts.check);
 }
 
 /** A protobuf enum written by name. `deprecated` maps a value to the hint shown when it is used. */
 export function enumOf(values: readonly string[], opts: { deprecated?: Record<string, string> } = {}): Schema {
-  return scalar('string', (v): v is string => typeof v === 'string', (value, path, problems) => {
-    if (!values.includes(value)) {
-      problems.error(ProblemCode.InvalidValue, path, `${JSON.stringify(value)} is not one of ${values.join(', ')}`);
-    } else if (opts.deprecated?.[value]) {
-      problems.warn(ProblemCode.DeprecatedField, path, `${value} is deprecated: ${opts.deprecated[value]}`);
-    }
-  });
+  return scalar(
+    'string',
+    (v): v is string => typeof v === 'string',
+    (value, path, problems) => {
+      if (!values.includes(value)) {
+        problems.error(ProblemCode.InvalidValue, path, `${JSON.stringify(value)} is not one of ${values.join(', ')}`);
+      } else if (opts.deprecated?.[value]) {
+        problems.warn(ProblemCode.DeprecatedField, path, `${value} is deprecated: ${opts.deprecated[value]}`);
+      }
+    },
+  );
 }
 
 export interface DurationOptions {
@@ -74,22 +85,34 @@ export interface DurationOptions {
  * Istio requires >= 1ms and millisecond precision (agent.ValidateDuration).
  */
 export function duration(opts: DurationOptions = {}): Schema {
-  return scalar('duration string', (v): v is string => typeof v === 'string', (value, path, problems) => {
-    const nanos = parseDurationNanos(value);
-    if (nanos === undefined) {
-      problems.error(ProblemCode.InvalidValue, path, `${JSON.stringify(value)} is not a duration; use a number with a unit, like "3s", "1.5s", "100ms", "1m" or "1h"`);
-      return;
-    }
-    if (opts.formatOnly) return;
-    if (nanos === 0n && opts.allowZero) return;
-    if (nanos < MILLISECOND) {
-      problems.error(ProblemCode.InvalidValue, path, `duration ${value} must be at least 1ms`);
-    } else if (nanos % MILLISECOND !== 0n) {
-      problems.error(ProblemCode.InvalidValue, path, `duration ${value} is finer than a millisecond; only millisecond precision is supported`);
-    } else if (opts.secondsPrecision && nanos % SECOND !== 0n) {
-      problems.error(ProblemCode.InvalidValue, path, `duration ${value} must be whole seconds`);
-    }
-  });
+  return scalar(
+    'duration string',
+    (v): v is string => typeof v === 'string',
+    (value, path, problems) => {
+      const nanos = parseDurationNanos(value);
+      if (nanos === undefined) {
+        problems.error(
+          ProblemCode.InvalidValue,
+          path,
+          `${JSON.stringify(value)} is not a duration; use a number with a unit, like "3s", "1.5s", "100ms", "1m" or "1h"`,
+        );
+        return;
+      }
+      if (opts.formatOnly) return;
+      if (nanos === 0n && opts.allowZero) return;
+      if (nanos < MILLISECOND) {
+        problems.error(ProblemCode.InvalidValue, path, `duration ${value} must be at least 1ms`);
+      } else if (nanos % MILLISECOND !== 0n) {
+        problems.error(
+          ProblemCode.InvalidValue,
+          path,
+          `duration ${value} is finer than a millisecond; only millisecond precision is supported`,
+        );
+      } else if (opts.secondsPrecision && nanos % SECOND !== 0n) {
+        problems.error(ProblemCode.InvalidValue, path, `duration ${value} must be whole seconds`);
+      }
+    },
+  );
 }
 
 const MILLISECOND = 1_000_000n;
@@ -116,7 +139,8 @@ function scalar<T>(typeName: string, isType: (v: unknown) => v is T, check?: Che
 
 function checkRange(value: number, min: number | undefined, max: number | undefined, path: string, problems: ProblemCollector) {
   if ((min !== undefined && value < min) || (max !== undefined && value > max)) {
-    const range = min !== undefined && max !== undefined ? `in the range ${min}..${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`;
+    const range =
+      min !== undefined && max !== undefined ? `in the range ${min}..${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`;
     problems.error(ProblemCode.InvalidValue, path, `${value} must be ${range}`);
   }
 }
@@ -221,7 +245,11 @@ export function object<T = Record<string, unknown>>(fields: Readonly<Record<stri
       for (const group of opts.oneOf ?? []) {
         const set = group.filter((key) => value[key] !== undefined && value[key] !== null);
         if (set.length > 1) {
-          problems.error(ProblemCode.ConflictingFields, childPath(path, set[1]), `only one of ${group.join(', ')} may be set (found ${set.join(' and ')})`);
+          problems.error(
+            ProblemCode.ConflictingFields,
+            childPath(path, set[1]),
+            `only one of ${group.join(', ')} may be set (found ${set.join(' and ')})`,
+          );
         }
       }
       if (!missingRequired && problems.structuralFailures === before) opts.check?.(value as unknown as T, path, problems);
@@ -276,7 +304,9 @@ function closestName(key: string, known: readonly string[]): string | undefined 
 
 /** Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
 function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;

@@ -21,7 +21,8 @@ const servicePortSchema: Schema = object<KubeServicePort & { nodePort?: number }
     appProtocol: string(),
     port: integer(),
     targetPort: intOrString({
-      check: (target, path, problems) => report(problems, path, typeof target === 'number' ? portError(target) : ianaServiceNameError(target)),
+      check: (target, path, problems) =>
+        report(problems, path, typeof target === 'number' ? portError(target) : ianaServiceNameError(target)),
     }),
     nodePort: integer({ min: 0, max: 65535 }),
   },
@@ -38,17 +39,26 @@ function checkService(spec: KubeServiceSpec & { externalName?: string }, path: s
   const ports = spec.ports ?? [];
   const headless = spec.clusterIP === 'None';
   if (ports.length === 0 && !headless && spec.type !== 'ExternalName') {
-    problems.error(ProblemCode.MissingRequiredField, childPath(path, 'ports'), 'ports is required (at least one port), unless the service is headless (clusterIP: None) or ExternalName');
+    problems.error(
+      ProblemCode.MissingRequiredField,
+      childPath(path, 'ports'),
+      'ports is required (at least one port), unless the service is headless (clusterIP: None) or ExternalName',
+    );
   }
   const names = new Set<string>();
   const portProtocols = new Set<string>();
   ports.forEach((port, i) => {
     const at = indexPath(childPath(path, 'ports'), i);
     if (ports.length > 1 && !port.name) {
-      problems.error(ProblemCode.MissingRequiredField, childPath(at, 'name'), 'port name is required when a service has more than one port');
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        childPath(at, 'name'),
+        'port name is required when a service has more than one port',
+      );
     }
     if (port.name) {
-      if (names.has(port.name)) problems.error(ProblemCode.DuplicateEntry, childPath(at, 'name'), `duplicate port name ${JSON.stringify(port.name)}`);
+      if (names.has(port.name))
+        problems.error(ProblemCode.DuplicateEntry, childPath(at, 'name'), `duplicate port name ${JSON.stringify(port.name)}`);
       names.add(port.name);
     }
     const key = `${port.port}/${port.protocol ?? 'TCP'}`;
@@ -56,7 +66,11 @@ function checkService(spec: KubeServiceSpec & { externalName?: string }, path: s
     portProtocols.add(key);
   });
   if (spec.type === 'ExternalName' && !spec.externalName) {
-    problems.error(ProblemCode.MissingRequiredField, childPath(path, 'externalName'), 'externalName is required for an ExternalName service');
+    problems.error(
+      ProblemCode.MissingRequiredField,
+      childPath(path, 'externalName'),
+      'externalName is required for an ExternalName service',
+    );
   }
   if (spec.clusterIP && spec.clusterIP !== 'None') report(problems, childPath(path, 'clusterIP'), ipAddressError(spec.clusterIP));
 }

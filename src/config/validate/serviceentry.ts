@@ -2,13 +2,28 @@
 // (hosts, addresses, ports, resolution vs endpoints, workload selector).
 import type { ServiceEntrySpec, ServicePort, WorkloadEntrySpec } from '../resources';
 import { childPath, indexPath, ProblemCode, type ProblemCollector } from '../problems';
-import { fqdnError, ipSubnetError, isHttpProtocol, isIpAddress, isTlsProtocol, partialWildcardError, parseProtocol, portError, wildcardDomainError } from './formats';
+import {
+  fqdnError,
+  ipSubnetError,
+  isHttpProtocol,
+  isIpAddress,
+  isTlsProtocol,
+  partialWildcardError,
+  parseProtocol,
+  portError,
+  wildcardDomainError,
+} from './formats';
 import { arrayOf, enumOf, integer, mapOf, object, string, type Schema } from './schema';
 import { exportToList, portNameError, protocolName, report } from './shared-fields';
 import { checkWorkloadEntry, workloadEntryFields } from './workloadentry';
 
 const servicePortSchema: Schema = object<ServicePort>(
-  { number: integer({ min: 0, max: 4294967295 }), protocol: protocolName(), name: string(), targetPort: integer({ min: 0, max: 4294967295 }) },
+  {
+    number: integer({ min: 0, max: 4294967295 }),
+    protocol: protocolName(),
+    name: string(),
+    targetPort: integer({ min: 0, max: 4294967295 }),
+  },
   {
     required: ['number', 'name'],
     check: (port, path, problems) => {
@@ -28,10 +43,15 @@ const seWorkloadSelector: Schema = object(
       for (const [key, value] of Object.entries(labels)) {
         const at = childPath(childPath(path, 'labels'), key);
         if (key === '') problems.error(ProblemCode.InvalidValue, at, `empty key is not supported in selector: "=${value}"`);
-        if (key.includes('*') || value.includes('*')) problems.error(ProblemCode.InvalidValue, at, `wildcard is not supported in selector: "${key}=${value}"`);
+        if (key.includes('*') || value.includes('*'))
+          problems.error(ProblemCode.InvalidValue, at, `wildcard is not supported in selector: "${key}=${value}"`);
       }
       if (Object.keys(labels).length === 0) {
-        problems.warn(ProblemCode.SuspiciousConfig, path, 'service entry: workload selector specified without labels, will be applied to all services in namespace');
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          path,
+          'service entry: workload selector specified without labels, will be applied to all services in namespace',
+        );
       }
     },
   },
@@ -44,7 +64,11 @@ function checkServiceEntry(entry: ServiceEntrySpec, path: string, problems: Prob
   const ports = entry.ports ?? [];
 
   if (entry.workloadSelector && entry.endpoints) {
-    problems.error(ProblemCode.ConflictingFields, at('endpoints'), 'only one of workloadSelector or endpoints is allowed in a ServiceEntry');
+    problems.error(
+      ProblemCode.ConflictingFields,
+      at('endpoints'),
+      'only one of workloadSelector or endpoints is allowed in a ServiceEntry',
+    );
   }
 
   entry.hosts.forEach((host, i) => {
@@ -70,20 +94,39 @@ function checkServiceEntry(entry: ServiceEntrySpec, path: string, problems: Prob
   const portNames = new Set<string>();
   const portNumbers = new Set<number>();
   ports.forEach((port, i) => {
-    if (portNames.has(port.name)) problems.error(ProblemCode.DuplicateEntry, childPath(indexPath(at('ports'), i), 'name'), `service entry port name ${JSON.stringify(port.name)} already defined`);
-    if (portNumbers.has(port.number)) problems.error(ProblemCode.DuplicateEntry, childPath(indexPath(at('ports'), i), 'number'), `service entry port ${port.number} already defined`);
+    if (portNames.has(port.name))
+      problems.error(
+        ProblemCode.DuplicateEntry,
+        childPath(indexPath(at('ports'), i), 'name'),
+        `service entry port name ${JSON.stringify(port.name)} already defined`,
+      );
+    if (portNumbers.has(port.number))
+      problems.error(
+        ProblemCode.DuplicateEntry,
+        childPath(indexPath(at('ports'), i), 'number'),
+        `service entry port ${port.number} already defined`,
+      );
     portNames.add(port.name);
     portNumbers.add(port.number);
   });
 
   switch (resolution) {
     case 'NONE':
-      if (endpoints.length > 0) problems.error(ProblemCode.ConflictingFields, at('endpoints'), 'no endpoints should be provided for resolution type NONE');
-      if (entry.workloadSelector) problems.warn(ProblemCode.SuspiciousConfig, at('workloadSelector'), 'workloadSelector should not be set when resolution mode is NONE');
+      if (endpoints.length > 0)
+        problems.error(ProblemCode.ConflictingFields, at('endpoints'), 'no endpoints should be provided for resolution type NONE');
+      if (entry.workloadSelector)
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          at('workloadSelector'),
+          'workloadSelector should not be set when resolution mode is NONE',
+        );
       break;
     case 'STATIC':
       endpoints.forEach((endpoint, i) =>
-        checkWorkloadEntry(endpoint as WorkloadEntrySpec, indexPath(at('endpoints'), i), problems, { servicePorts: portNames, allowFqdnAddress: false }),
+        checkWorkloadEntry(endpoint as WorkloadEntrySpec, indexPath(at('endpoints'), i), problems, {
+          servicePorts: portNames,
+          allowFqdnAddress: false,
+        }),
       );
       break;
     case 'DNS':
@@ -92,7 +135,11 @@ function checkServiceEntry(entry: ServiceEntrySpec, path: string, problems: Prob
         entry.hosts.forEach((host, i) => {
           // '*' and malformed names are reported above; a wildcard name cannot be resolved.
           if (host !== '*' && host.startsWith('*') && !wildcardDomainError(host)) {
-            problems.error(ProblemCode.InvalidValue, indexPath(at('hosts'), i), `hosts must be FQDN if no endpoints are provided for resolution mode ${resolution} (wildcard ${JSON.stringify(host)} cannot be resolved)`);
+            problems.error(
+              ProblemCode.InvalidValue,
+              indexPath(at('hosts'), i),
+              `hosts must be FQDN if no endpoints are provided for resolution mode ${resolution} (wildcard ${JSON.stringify(host)} cannot be resolved)`,
+            );
           }
         });
       }
@@ -101,7 +148,11 @@ function checkServiceEntry(entry: ServiceEntrySpec, path: string, problems: Prob
       }
       endpoints.forEach((endpoint, i) => checkDnsEndpoint(endpoint, indexPath(at('endpoints'), i), portNames, problems));
       if ((entry.addresses?.length ?? 0) > 0 && entry.hosts.length > 1 && ports.some((p) => isTcpOnlyProtocol(p.protocol))) {
-        problems.warn(ProblemCode.SuspiciousConfig, at('hosts'), 'service entry can not have more than one host specified simultaneously with address and tcp port');
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          at('hosts'),
+          'service entry can not have more than one host specified simultaneously with address and tcp port',
+        );
       }
       break;
   }
@@ -123,11 +174,20 @@ function isTcpOnlyProtocol(protocol: string | undefined): boolean {
 function checkDnsEndpoint(endpoint: WorkloadEntrySpec, path: string, servicePorts: ReadonlySet<string>, problems: ProblemCollector): void {
   const address = endpoint.address ?? '';
   if (!isIpAddress(address) && fqdnError(address)) {
-    problems.error(ProblemCode.InvalidValue, childPath(path, 'address'), `endpoint address ${JSON.stringify(address)} is not a valid FQDN or an IP address`);
+    problems.error(
+      ProblemCode.InvalidValue,
+      childPath(path, 'address'),
+      `endpoint address ${JSON.stringify(address)} is not a valid FQDN or an IP address`,
+    );
   }
   for (const [name, port] of Object.entries(endpoint.ports ?? {})) {
     const at = childPath(childPath(path, 'ports'), name);
-    if (!servicePorts.has(name)) problems.error(ProblemCode.InvalidValue, at, `endpoint port ${name} is not defined by the service entry (its ports are: ${[...servicePorts].join(', ') || 'none'})`);
+    if (!servicePorts.has(name))
+      problems.error(
+        ProblemCode.InvalidValue,
+        at,
+        `endpoint port ${name} is not defined by the service entry (its ports are: ${[...servicePorts].join(', ') || 'none'})`,
+      );
     report(problems, at, portError(port));
   }
 }

@@ -1,14 +1,7 @@
-// Field schemas several kinds share: label maps, workload selectors, exportTo, percentages, service ports.
+// Field schemas several kinds share: label maps, workload selectors, exportTo, port names and protocols.
 import { childPath, ProblemCode, type ProblemCollector } from '../problems';
-import {
-  exportToErrors,
-  isDns1123Label,
-  labelKeyError,
-  labelValueError,
-  portError,
-  protocolError,
-} from './formats';
-import { integer, mapOf, number, object, string, type Schema } from './schema';
+import { exportToErrors, isDns1123Label, labelKeyError, labelValueError, protocolError } from './formats';
+import { mapOf, object, string, type Schema } from './schema';
 
 /** Kubernetes-style labels (Istio's labels.Instance.Validate). */
 export function labelMap(): Schema {
@@ -35,7 +28,11 @@ export function matchLabelsSelector(field: 'matchLabels' | 'labels'): Schema {
           }
         }
         if (Object.keys(labels).length === 0) {
-          problems.warn(ProblemCode.SuspiciousConfig, path, 'workload selector specified without labels; it selects every workload in the namespace');
+          problems.warn(
+            ProblemCode.SuspiciousConfig,
+            path,
+            'workload selector specified without labels; it selects every workload in the namespace',
+          );
         }
       },
     },
@@ -59,22 +56,12 @@ export function exportToList(isServiceEntry: boolean): Schema {
   };
 }
 
-/** istio.networking.v1alpha3.Percent: a double in 0..100. */
-export function percent(): Schema {
-  return object({ value: number({ min: 0, max: 100 }) });
-}
-
-/** A port number, 1..65535. */
-export function portNumber(): Schema {
-  return integer({ check: (value, path, problems) => report(problems, path, portError(value)) });
-}
-
 /** A port name that must be a DNS-1123 label (ServiceEntry and WorkloadEntry ports). */
 export function portNameError(name: string): string | undefined {
   return isDns1123Label(name) ? undefined : `invalid port name: ${JSON.stringify(name)} (must be a DNS-1123 label)`;
 }
 
-/** Istio's Port message in Gateway servers, Sidecar listeners and ServiceEntry ports. */
+/** A port's protocol: one Istio knows (HTTP, HTTPS, GRPC, TCP, TLS, ...), or empty for protocol sniffing. */
 export function protocolName(): Schema {
   return string({ check: (value, path, problems) => report(problems, path, protocolError(value)) });
 }

@@ -43,7 +43,8 @@ const CAPTURE_MODES = ['DEFAULT', 'IPTABLES', 'NONE'];
 
 function checkPortName(port: SidecarPort, path: string, problems: ProblemCollector): void {
   // The protocol itself is checked by the port schema; an empty one means "detect".
-  if (port.name && !isDns1123Label(port.name)) problems.error(ProblemCode.InvalidValue, childPath(path, 'name'), `invalid port name: ${port.name}`);
+  if (port.name && !isDns1123Label(port.name))
+    problems.error(ProblemCode.InvalidValue, childPath(path, 'name'), `invalid port name: ${port.name}`);
 }
 
 function checkIngress(listener: IngressListener, path: string, problems: ProblemCollector, seenPorts: Set<number>): void {
@@ -53,11 +54,13 @@ function checkIngress(listener: IngressListener, path: string, problems: Problem
     problems.error(ProblemCode.MissingRequiredField, at('port'), 'sidecar: port is required for ingress listeners');
     return;
   }
-  if ((port.targetPort ?? 0) > 0) problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'targetPort'), 'targetPort has no impact on Sidecars');
+  if ((port.targetPort ?? 0) > 0)
+    problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'targetPort'), 'targetPort has no impact on Sidecars');
   checkPortName(port, at('port'), problems);
   report(problems, childPath(at('port'), 'number'), portError(port.number ?? 0));
   if (listener.bind) report(problems, at('bind'), ipAddressError(listener.bind));
-  if (seenPorts.has(port.number ?? 0)) problems.error(ProblemCode.DuplicateEntry, childPath(at('port'), 'number'), 'sidecar: ports on IP bound listeners must be unique');
+  if (seenPorts.has(port.number ?? 0))
+    problems.error(ProblemCode.DuplicateEntry, childPath(at('port'), 'number'), 'sidecar: ports on IP bound listeners must be unique');
   seenPorts.add(port.number ?? 0);
 
   const endpoint = listener.defaultEndpoint ?? '';
@@ -70,18 +73,31 @@ function checkIngress(listener: IngressListener, path: string, problems: Problem
   const tls = listener.tls;
   if (tls) {
     const tlsAt = (field: string) => childPath(at('tls'), field);
-    if (tls.subjectAltNames?.length) problems.error(ProblemCode.InvalidValue, tlsAt('subjectAltNames'), 'sidecar: subjectAltNames is not supported in ingress tls');
+    if (tls.subjectAltNames?.length)
+      problems.error(ProblemCode.InvalidValue, tlsAt('subjectAltNames'), 'sidecar: subjectAltNames is not supported in ingress tls');
     if (tls.httpsRedirect) problems.error(ProblemCode.InvalidValue, tlsAt('httpsRedirect'), 'sidecar: httpsRedirect is not supported');
-    if (tls.credentialName) problems.error(ProblemCode.InvalidValue, tlsAt('credentialName'), 'sidecar: credentialName is not currently supported');
-    if (tls.credentialNames?.length) problems.error(ProblemCode.InvalidValue, tlsAt('credentialNames'), 'sidecar: credentialNames is not currently supported');
-    if (tls.tlsCertificates?.length) problems.error(ProblemCode.InvalidValue, tlsAt('tlsCertificates'), 'sidecar: tlsCertificates is not currently supported');
+    if (tls.credentialName)
+      problems.error(ProblemCode.InvalidValue, tlsAt('credentialName'), 'sidecar: credentialName is not currently supported');
+    if (tls.credentialNames?.length)
+      problems.error(ProblemCode.InvalidValue, tlsAt('credentialNames'), 'sidecar: credentialNames is not currently supported');
+    if (tls.tlsCertificates?.length)
+      problems.error(ProblemCode.InvalidValue, tlsAt('tlsCertificates'), 'sidecar: tlsCertificates is not currently supported');
     if (tls.mode === 'ISTIO_MUTUAL' || tls.mode === 'AUTO_PASSTHROUGH') {
-      problems.error(ProblemCode.InvalidValue, tlsAt('mode'), `configuration is invalid: cannot set mode to ${tls.mode} in sidecar ingress tls`);
+      problems.error(
+        ProblemCode.InvalidValue,
+        tlsAt('mode'),
+        `configuration is invalid: cannot set mode to ${tls.mode} in sidecar ingress tls`,
+      );
     }
-    if (!isTlsProtocol(port.protocol)) problems.error(ProblemCode.ConflictingFields, at('tls'), 'server cannot have TLS settings for non HTTPS/TLS ports');
+    if (!isTlsProtocol(port.protocol))
+      problems.error(ProblemCode.ConflictingFields, at('tls'), 'server cannot have TLS settings for non HTTPS/TLS ports');
   }
   if (listener.connectionPool?.http && !isHttpProtocol(port.protocol)) {
-    problems.warn(ProblemCode.SuspiciousConfig, childPath(at('connectionPool'), 'http'), `sidecar: HTTP connection pool settings are configured for port ${port.number} (${JSON.stringify(port.name ?? '')}) but its protocol is not HTTP (${port.protocol ?? ''}); only TCP settings will apply`);
+    problems.warn(
+      ProblemCode.SuspiciousConfig,
+      childPath(at('connectionPool'), 'http'),
+      `sidecar: HTTP connection pool settings are configured for port ${port.number} (${JSON.stringify(port.name ?? '')}) but its protocol is not HTTP (${port.protocol ?? ''}); only TCP settings will apply`,
+    );
   }
 }
 
@@ -89,12 +105,20 @@ function checkIngress(listener: IngressListener, path: string, problems: Problem
 function checkDefaultEndpoint(endpoint: string, path: string, problems: ProblemCollector): void {
   const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(endpoint);
   if (!match) {
-    problems.error(ProblemCode.InvalidValue, path, `sidecar: defaultEndpoint ${JSON.stringify(endpoint)} must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:<port>, [::]:<port> or unix://filepath`);
+    problems.error(
+      ProblemCode.InvalidValue,
+      path,
+      `sidecar: defaultEndpoint ${JSON.stringify(endpoint)} must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:<port>, [::]:<port> or unix://filepath`,
+    );
     return;
   }
   const host = match[1] ?? match[2] ?? '';
   if (host !== '' && !['127.0.0.1', '0.0.0.0', '::1', '::'].includes(host)) {
-    problems.error(ProblemCode.InvalidValue, path, 'sidecar: defaultEndpoint must be of form 127.0.0.1:<port>,0.0.0.0:<port>,[::1]:port,[::]:port,unix://filepath or unset');
+    problems.error(
+      ProblemCode.InvalidValue,
+      path,
+      'sidecar: defaultEndpoint must be of form 127.0.0.1:<port>,0.0.0.0:<port>,[::1]:port,[::]:port,unix://filepath or unset',
+    );
   }
   const port = match[3];
   if (!/^\d+$/.test(port)) problems.error(ProblemCode.InvalidValue, path, `sidecar: defaultEndpoint port (${port}) is not a number`);
@@ -110,11 +134,18 @@ function checkEgress(listeners: EgressListener[], path: string, problems: Proble
     const port = listener.port;
     if (!port) {
       // Only one listener may omit its port, and it must come last.
-      if (catchAllFound) problems.error(ProblemCode.DuplicateEntry, indexPath(path, index), 'sidecar: egress can have only one listener with empty port');
-      else if (index !== listeners.length - 1) problems.error(ProblemCode.InvalidValue, indexPath(path, index), 'sidecar: the egress listener with empty port should be the last listener in the list');
+      if (catchAllFound)
+        problems.error(ProblemCode.DuplicateEntry, indexPath(path, index), 'sidecar: egress can have only one listener with empty port');
+      else if (index !== listeners.length - 1)
+        problems.error(
+          ProblemCode.InvalidValue,
+          indexPath(path, index),
+          'sidecar: the egress listener with empty port should be the last listener in the list',
+        );
       else catchAllFound = true;
     } else {
-      if ((port.targetPort ?? 0) > 0) problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'targetPort'), 'targetPort has no impact on Sidecars');
+      if ((port.targetPort ?? 0) > 0)
+        problems.error(ProblemCode.InvalidValue, childPath(at('port'), 'targetPort'), 'targetPort has no impact on Sidecars');
       checkPortName(port, at('port'), problems);
       const bind = listener.bind ?? '';
       if ((port.number ?? 0) === 0) {
@@ -124,13 +155,24 @@ function checkEgress(listeners: EgressListener[], path: string, problems: Proble
           report(problems, at('bind'), unixAddressError(bind.slice(UNIX_ADDRESS_PREFIX.length)));
         }
         const mode = listener.captureMode ?? 'DEFAULT';
-        if (mode !== 'DEFAULT' && mode !== 'NONE') problems.error(ProblemCode.InvalidValue, at('captureMode'), 'sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners');
-        if (seenSockets.has(bind)) problems.error(ProblemCode.DuplicateEntry, at('bind'), 'sidecar: unix domain socket values for listeners must be unique');
+        if (mode !== 'DEFAULT' && mode !== 'NONE')
+          problems.error(
+            ProblemCode.InvalidValue,
+            at('captureMode'),
+            'sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners',
+          );
+        if (seenSockets.has(bind))
+          problems.error(ProblemCode.DuplicateEntry, at('bind'), 'sidecar: unix domain socket values for listeners must be unique');
         seenSockets.add(bind);
       } else {
         report(problems, childPath(at('port'), 'number'), portError(port.number ?? 0));
         if (bind) report(problems, at('bind'), ipAddressError(bind));
-        if (seenPorts.has(port.number ?? 0)) problems.error(ProblemCode.DuplicateEntry, childPath(at('port'), 'number'), 'sidecar: ports on IP bound listeners must be unique');
+        if (seenPorts.has(port.number ?? 0))
+          problems.error(
+            ProblemCode.DuplicateEntry,
+            childPath(at('port'), 'number'),
+            'sidecar: ports on IP bound listeners must be unique',
+          );
         seenPorts.add(port.number ?? 0);
       }
     }
@@ -166,7 +208,11 @@ function checkEgressHosts(hosts: string[], path: string, problems: ProblemCollec
 function checkSidecar(sidecar: SidecarShape, path: string, problems: ProblemCollector): void {
   const at = (field: string) => childPath(path, field);
   if (!sidecar.egress?.length && !sidecar.ingress?.length && !sidecar.outboundTrafficPolicy && !sidecar.inboundConnectionPool) {
-    problems.error(ProblemCode.MissingRequiredField, path, 'sidecar: empty configuration provided; set ingress, egress, outboundTrafficPolicy or inboundConnectionPool');
+    problems.error(
+      ProblemCode.MissingRequiredField,
+      path,
+      'sidecar: empty configuration provided; set ingress, egress, outboundTrafficPolicy or inboundConnectionPool',
+    );
   }
   const selector = sidecar.workloadSelector;
   if (selector) {
@@ -174,10 +220,15 @@ function checkSidecar(sidecar: SidecarShape, path: string, problems: ProblemColl
     for (const [key, value] of Object.entries(labels)) {
       const labelPath = childPath(childPath(at('workloadSelector'), 'labels'), key);
       if (key === '') problems.error(ProblemCode.InvalidValue, labelPath, `empty key is not supported in selector: "=${value}"`);
-      if (key.includes('*') || value.includes('*')) problems.error(ProblemCode.InvalidValue, labelPath, `wildcard is not supported in selector: "${key}=${value}"`);
+      if (key.includes('*') || value.includes('*'))
+        problems.error(ProblemCode.InvalidValue, labelPath, `wildcard is not supported in selector: "${key}=${value}"`);
     }
     if (Object.keys(labels).length === 0) {
-      problems.warn(ProblemCode.SuspiciousConfig, at('workloadSelector'), 'sidecar: workload selector specified without labels, will be applied to all services in namespace');
+      problems.warn(
+        ProblemCode.SuspiciousConfig,
+        at('workloadSelector'),
+        'sidecar: workload selector specified without labels, will be applied to all services in namespace',
+      );
     }
   }
   const ingressPorts = new Set<number>();
@@ -188,10 +239,15 @@ function checkSidecar(sidecar: SidecarShape, path: string, problems: ProblemColl
   if (policy?.egressProxy) {
     const proxyPath = childPath(at('outboundTrafficPolicy'), 'egressProxy');
     if ((policy.mode ?? 'REGISTRY_ONLY') !== 'ALLOW_ANY') {
-      problems.error(ProblemCode.ConflictingFields, proxyPath, 'sidecar: egressProxy must be set only with ALLOW_ANY outboundTrafficPolicy mode');
+      problems.error(
+        ProblemCode.ConflictingFields,
+        proxyPath,
+        'sidecar: egressProxy must be set only with ALLOW_ANY outboundTrafficPolicy mode',
+      );
     } else {
       report(problems, childPath(proxyPath, 'host'), fqdnError(policy.egressProxy.host));
-      if (!policy.egressProxy.port) problems.error(ProblemCode.MissingRequiredField, childPath(proxyPath, 'port'), 'sidecar: egressProxy port must be non-nil');
+      if (!policy.egressProxy.port)
+        problems.error(ProblemCode.MissingRequiredField, childPath(proxyPath, 'port'), 'sidecar: egressProxy port must be non-nil');
     }
   }
 }

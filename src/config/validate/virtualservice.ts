@@ -32,14 +32,15 @@ import {
   wildcardDomainError,
 } from './formats';
 import { arrayOf, boolean, duration, enumOf, integer, isPlainObject, mapOf, number, object, string, type Schema } from './schema';
-import { exportToList, labelMap, percent, report } from './shared-fields';
+import { exportToList, labelMap, report } from './shared-fields';
 
 type Json = Record<string, unknown>;
 
 // ---------------------------------------------------------------------------------------------
 // String matches
 
-type StringMatchPlace = 'uri' | 'scheme' | 'method' | 'authority' | 'headers' | 'queryParams' | 'withoutHeaders' | 'corsPolicy.allowOrigins';
+type StringMatchPlace =
+  'uri' | 'scheme' | 'method' | 'authority' | 'headers' | 'queryParams' | 'withoutHeaders' | 'corsPolicy.allowOrigins';
 
 function stringMatch(place: StringMatchPlace): Schema {
   return object<StringMatch>(
@@ -73,7 +74,11 @@ function headerMatchMap(place: 'headers' | 'withoutHeaders'): Schema {
     key: (name, path, problems) => {
       report(problems, path, matchHeaderNameError(name));
       if (name !== name.toLowerCase() && !isJwtClaimHeader(name)) {
-        problems.warn(ProblemCode.SuspiciousConfig, path, `header name ${JSON.stringify(name)} has upper-case letters; HTTP header names are matched in lower case, write ${JSON.stringify(name.toLowerCase())}`);
+        problems.warn(
+          ProblemCode.SuspiciousConfig,
+          path,
+          `header name ${JSON.stringify(name)} has upper-case letters; HTTP header names are matched in lower case, write ${JSON.stringify(name.toLowerCase())}`,
+        );
       }
     },
   });
@@ -145,7 +150,11 @@ function checkGatewayNames(names: string[], path: string, problems: ProblemColle
     if (slash < 0) {
       if (gateway.includes('.')) {
         const [name, namespace] = gateway.split('.');
-        problems.warn(ProblemCode.DeprecatedField, at, `using legacy gatewayName format ${JSON.stringify(gateway)}; prefer the <namespace>/<name> format: "${namespace}/${name}"`);
+        problems.warn(
+          ProblemCode.DeprecatedField,
+          at,
+          `using legacy gatewayName format ${JSON.stringify(gateway)}; prefer the <namespace>/<name> format: "${namespace}/${name}"`,
+        );
       }
       report(problems, at, fqdnError(gateway));
       return;
@@ -153,7 +162,8 @@ function checkGatewayNames(names: string[], path: string, problems: ProblemColle
     const namespace = gateway.slice(0, slash);
     const name = gateway.slice(slash + 1);
     if (!namespace || !name) problems.error(ProblemCode.InvalidValue, at, 'config namespace and gateway name cannot be empty');
-    if (!isDns1123Label(namespace)) problems.error(ProblemCode.InvalidValue, at, `invalid value for namespace: ${JSON.stringify(namespace)}`);
+    if (!isDns1123Label(namespace))
+      problems.error(ProblemCode.InvalidValue, at, `invalid value for namespace: ${JSON.stringify(namespace)}`);
     if (!isDns1123Label(name)) problems.error(ProblemCode.InvalidValue, at, `invalid value for gateway name: ${JSON.stringify(name)}`);
   });
 }
@@ -208,7 +218,11 @@ const redirectSchema: Schema = object<HTTPRedirect>(
         problems.error(ProblemCode.MissingRequiredField, path, 'redirect must specify URI, authority, scheme, or port');
       }
       if (redirect.redirectCode && (redirect.redirectCode < 300 || redirect.redirectCode > 399)) {
-        problems.error(ProblemCode.InvalidValue, childPath(path, 'redirectCode'), `${redirect.redirectCode} is not a valid redirect code, must be 3xx`);
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'redirectCode'),
+          `${redirect.redirectCode} is not a valid redirect code, must be 3xx`,
+        );
       }
       if (redirect.scheme && redirect.scheme !== 'http' && redirect.scheme !== 'https') {
         problems.error(ProblemCode.InvalidValue, childPath(path, 'scheme'), 'invalid redirect scheme, must be "http" or "https"');
@@ -232,9 +246,18 @@ const directResponseSchema: Schema = object<HTTPDirectResponse>(
     check: (response, path, problems) => {
       checkHttpStatus(response.status, childPath(path, 'status'), problems);
       const body = response.body;
-      const size = body?.string !== undefined ? Buffer.byteLength(body.string) : body?.bytes !== undefined ? Buffer.from(body.bytes, 'base64').length : 0;
+      const size =
+        body?.string !== undefined
+          ? Buffer.byteLength(body.string)
+          : body?.bytes !== undefined
+            ? Buffer.from(body.bytes, 'base64').length
+            : 0;
       if (size > MB) {
-        problems.error(ProblemCode.InvalidValue, childPath(path, 'body'), 'large direct_responses may impact control plane performance, must be less than 1MB');
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'body'),
+          'large direct_responses may impact control plane performance, must be less than 1MB',
+        );
       } else if (size > 100 * KB) {
         problems.warn(ProblemCode.SuspiciousConfig, childPath(path, 'body'), 'large direct_responses may impact control plane performance');
       }
@@ -247,7 +270,11 @@ const rewriteSchema: Schema = object<HTTPRewrite>(
   {
     check: (rewrite, path, problems) => {
       if (rewrite.uri && rewrite.uriRegexRewrite) {
-        problems.error(ProblemCode.ConflictingFields, childPath(path, 'uriRegexRewrite'), 'rewrite may only contain one of uri or uriRegexRewrite');
+        problems.error(
+          ProblemCode.ConflictingFields,
+          childPath(path, 'uriRegexRewrite'),
+          'rewrite may only contain one of uri or uriRegexRewrite',
+        );
       }
       if (!rewrite.uri && !rewrite.uriRegexRewrite && !rewrite.authority) {
         problems.error(ProblemCode.MissingRequiredField, path, 'rewrite must specify at least one of uri, uriRegexRewrite, or authority');
@@ -287,9 +314,9 @@ const RETRY_ON_POLICIES = new Set([
 
 /** Status codes Go's net/http names (Istio accepts a numeric retryOn only when http.StatusText knows it). */
 const KNOWN_HTTP_STATUS = new Set([
-  100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402,
-  403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431,
-  451, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+  100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404,
+  405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502,
+  503, 504, 505, 506, 507, 508, 510, 511,
 ]);
 
 const retriesSchema: Schema = object<HTTPRetry & { backoff?: string }>(
@@ -303,15 +330,26 @@ const retriesSchema: Schema = object<HTTPRetry & { backoff?: string }>(
   },
   {
     check: (retries, path, problems) => {
-      if ((retries.attempts ?? 0) === 0 && (retries.perTryTimeout !== undefined || retries.retryOn || retries.retryRemoteLocalities !== undefined)) {
-        problems.error(ProblemCode.ConflictingFields, childPath(path, 'attempts'), 'http retry policy configured when attempts are set to 0 (disabled)');
+      if (
+        (retries.attempts ?? 0) === 0 &&
+        (retries.perTryTimeout !== undefined || retries.retryOn || retries.retryRemoteLocalities !== undefined)
+      ) {
+        problems.error(
+          ProblemCode.ConflictingFields,
+          childPath(path, 'attempts'),
+          'http retry policy configured when attempts are set to 0 (disabled)',
+        );
       }
       if (retries.retryOn) {
         for (const policy of retries.retryOn.split(',')) {
           const asStatus = /^\d+$/.test(policy) ? Number(policy) : NaN;
           if (!KNOWN_HTTP_STATUS.has(asStatus) && !RETRY_ON_POLICIES.has(policy)) {
             const spaceHint = policy !== policy.trim() ? ' (no spaces around commas)' : '';
-            problems.error(ProblemCode.InvalidValue, childPath(path, 'retryOn'), `${JSON.stringify(policy)} is not a valid retryOn policy${spaceHint}; use Envoy's policies (5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, ...) or HTTP status codes`);
+            problems.error(
+              ProblemCode.InvalidValue,
+              childPath(path, 'retryOn'),
+              `${JSON.stringify(policy)} is not a valid retryOn policy${spaceHint}; use Envoy's policies (5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, ...) or HTTP status codes`,
+            );
           }
         }
       }
@@ -347,7 +385,11 @@ const faultPercentage: Schema = object(
     check: (p: { value?: number }, path, problems) => {
       const value = p.value ?? 0;
       if (value < 0 || value > 100 || (value > 0 && value < 0.0001)) {
-        problems.error(ProblemCode.InvalidValue, childPath(path, 'value'), `percentage ${value} is neither 0.0, nor in range [0.0001, 100.0]`);
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'value'),
+          `percentage ${value} is neither 0.0, nor in range [0.0001, 100.0]`,
+        );
       }
     },
   },
@@ -361,7 +403,11 @@ const faultSchema: Schema = object<HTTPFaultInjection>(
         oneOf: [['fixedDelay', 'exponentialDelay']],
         check: (delay: { fixedDelay?: string; exponentialDelay?: string }, path, problems) => {
           if (delay.exponentialDelay !== undefined) {
-            problems.error(ProblemCode.InvalidValue, childPath(path, 'exponentialDelay'), 'exponentialDelay not supported yet; use fixedDelay');
+            problems.error(
+              ProblemCode.InvalidValue,
+              childPath(path, 'exponentialDelay'),
+              'exponentialDelay not supported yet; use fixedDelay',
+            );
           } else if (delay.fixedDelay === undefined) {
             problems.error(ProblemCode.MissingRequiredField, childPath(path, 'fixedDelay'), 'a delay needs fixedDelay');
           }
@@ -375,7 +421,11 @@ const faultSchema: Schema = object<HTTPFaultInjection>(
         check: (abort: { httpStatus?: number; grpcStatus?: string; http2Error?: string }, path, problems) => {
           if (abort.grpcStatus !== undefined) {
             if (!GRPC_STATUS.has(abort.grpcStatus)) {
-              problems.error(ProblemCode.InvalidValue, childPath(path, 'grpcStatus'), `gRPC status ${JSON.stringify(abort.grpcStatus)} is not supported; use a name like NOT_FOUND or UNAVAILABLE (https://github.com/grpc/grpc/blob/master/doc/statuscodes.md)`);
+              problems.error(
+                ProblemCode.InvalidValue,
+                childPath(path, 'grpcStatus'),
+                `gRPC status ${JSON.stringify(abort.grpcStatus)} is not supported; use a name like NOT_FOUND or UNAVAILABLE (https://github.com/grpc/grpc/blob/master/doc/statuscodes.md)`,
+              );
             }
           } else if (abort.http2Error !== undefined) {
             problems.error(ProblemCode.InvalidValue, childPath(path, 'http2Error'), 'HTTP/2 abort fault injection not supported yet');
@@ -390,7 +440,8 @@ const faultSchema: Schema = object<HTTPFaultInjection>(
   },
   {
     check: (fault, path, problems) => {
-      if (!fault.abort && !fault.delay) problems.error(ProblemCode.MissingRequiredField, path, 'HTTP fault injection must have an abort and/or a delay');
+      if (!fault.abort && !fault.delay)
+        problems.error(ProblemCode.MissingRequiredField, path, 'HTTP fault injection must have an abort and/or a delay');
     },
   },
 );
@@ -406,7 +457,8 @@ const corsPolicySchema: Schema = object<CorsPolicy>(
     allowMethods: arrayOf(
       string({
         check: (method, path, problems) => {
-          if (!CORS_METHODS.has(method)) problems.error(ProblemCode.InvalidValue, path, `${JSON.stringify(method)} is not a supported HTTP method`);
+          if (!CORS_METHODS.has(method))
+            problems.error(ProblemCode.InvalidValue, path, `${JSON.stringify(method)} is not a supported HTTP method`);
         },
       }),
     ),
@@ -424,8 +476,18 @@ const mirrorPercentage: Schema = object(
   {
     check: (p: { value?: number }, path, problems) => {
       const value = p.value ?? 0;
-      if (value > 100) problems.error(ProblemCode.InvalidValue, childPath(path, 'value'), `mirror percentage must have a max value of 100 (it has ${value})`);
-      if (value < 0) problems.error(ProblemCode.InvalidValue, childPath(path, 'value'), `mirror percentage must have a min value of 0 (it has ${value})`);
+      if (value > 100)
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'value'),
+          `mirror percentage must have a max value of 100 (it has ${value})`,
+        );
+      if (value < 0)
+        problems.error(
+          ProblemCode.InvalidValue,
+          childPath(path, 'value'),
+          `mirror percentage must have a min value of 0 (it has ${value})`,
+        );
     },
   },
 );
@@ -439,19 +501,37 @@ function checkHttpRouteActions(http: HTTPRoute, path: string, problems: ProblemC
   const hasRoute = (http.route?.length ?? 0) > 0;
   if (http.delegate) {
     // A root route only delegates.
-    if (http.redirect) problems.error(ProblemCode.ConflictingFields, at('redirect'), `root HTTP route${http.name ? ` ${http.name}` : ''} must not specify redirect`);
-    if (http.route) problems.error(ProblemCode.ConflictingFields, at('route'), `root HTTP route${http.name ? ` ${http.name}` : ''} must not specify route`);
+    if (http.redirect)
+      problems.error(
+        ProblemCode.ConflictingFields,
+        at('redirect'),
+        `root HTTP route${http.name ? ` ${http.name}` : ''} must not specify redirect`,
+      );
+    if (http.route)
+      problems.error(
+        ProblemCode.ConflictingFields,
+        at('route'),
+        `root HTTP route${http.name ? ` ${http.name}` : ''} must not specify route`,
+      );
     return;
   }
   if (http.redirect) {
     if (hasRoute) problems.error(ProblemCode.ConflictingFields, at('redirect'), 'HTTP route cannot contain both route and redirect');
     if (http.fault) problems.error(ProblemCode.ConflictingFields, at('fault'), 'HTTP route cannot contain both fault and redirect');
-    if (http.rewrite) problems.error(ProblemCode.ConflictingFields, at('rewrite'), 'HTTP route rule cannot contain both rewrite and redirect');
-    if (http.directResponse) problems.error(ProblemCode.ConflictingFields, at('directResponse'), 'HTTP route rule cannot contain both directResponse and redirect');
+    if (http.rewrite)
+      problems.error(ProblemCode.ConflictingFields, at('rewrite'), 'HTTP route rule cannot contain both rewrite and redirect');
+    if (http.directResponse)
+      problems.error(
+        ProblemCode.ConflictingFields,
+        at('directResponse'),
+        'HTTP route rule cannot contain both directResponse and redirect',
+      );
   } else if (http.directResponse) {
-    if (hasRoute) problems.error(ProblemCode.ConflictingFields, at('directResponse'), 'HTTP route cannot contain both route and directResponse');
+    if (hasRoute)
+      problems.error(ProblemCode.ConflictingFields, at('directResponse'), 'HTTP route cannot contain both route and directResponse');
     if (http.fault) problems.error(ProblemCode.ConflictingFields, at('fault'), 'HTTP route cannot contain both fault and directResponse');
-    if (http.rewrite) problems.error(ProblemCode.ConflictingFields, at('rewrite'), 'HTTP route rule cannot contain both rewrite and directResponse');
+    if (http.rewrite)
+      problems.error(ProblemCode.ConflictingFields, at('rewrite'), 'HTTP route rule cannot contain both rewrite and directResponse');
   } else if (!hasRoute) {
     problems.error(ProblemCode.MissingRequiredField, at('route'), 'HTTP route, redirect or directResponse is required');
   }
@@ -464,12 +544,19 @@ function checkHttpRouteActions(http: HTTPRoute, path: string, problems: ProblemC
 function checkAuthorityRewrite(http: HTTPRoute, path: string, problems: ProblemCollector): void {
   let current = http.rewrite?.authority ?? '';
   const request = http.headers?.request;
-  for (const [operation, headers] of [['set', request?.set], ['add', request?.add]] as const) {
+  for (const [operation, headers] of [
+    ['set', request?.set],
+    ['add', request?.add],
+  ] as const) {
     for (const [name, value] of Object.entries(headers ?? {})) {
       if (!isAuthorityHeader(name)) continue;
       if (current) {
         const at = childPath(childPath(childPath(childPath(path, 'headers'), 'request'), operation), name);
-        problems.error(ProblemCode.ConflictingFields, at, `authority header cannot be set multiple times: have ${JSON.stringify(current)}, attempting to set ${JSON.stringify(value)}`);
+        problems.error(
+          ProblemCode.ConflictingFields,
+          at,
+          `authority header cannot be set multiple times: have ${JSON.stringify(current)}, attempting to set ${JSON.stringify(value)}`,
+        );
         return;
       }
       current = value;
@@ -565,11 +652,15 @@ function checkVirtualService(vs: VirtualServiceShape, path: string, problems: Pr
 
   if (hosts.length === 0) {
     // No hosts: a delegate VirtualService, which only other VirtualServices' routes can use.
-    if (gateways.length > 0) problems.error(ProblemCode.ConflictingFields, at('gateways'), 'delegate virtual service (no hosts) must have no gateways specified');
-    if (tls.length > 0) problems.error(ProblemCode.ConflictingFields, at('tls'), 'delegate virtual service (no hosts) must have no tls route specified');
-    if (tcp.length > 0) problems.error(ProblemCode.ConflictingFields, at('tcp'), 'delegate virtual service (no hosts) must have no tcp route specified');
+    if (gateways.length > 0)
+      problems.error(ProblemCode.ConflictingFields, at('gateways'), 'delegate virtual service (no hosts) must have no gateways specified');
+    if (tls.length > 0)
+      problems.error(ProblemCode.ConflictingFields, at('tls'), 'delegate virtual service (no hosts) must have no tls route specified');
+    if (tcp.length > 0)
+      problems.error(ProblemCode.ConflictingFields, at('tcp'), 'delegate virtual service (no hosts) must have no tcp route specified');
     http.forEach((route, i) => {
-      if (route.delegate !== undefined && route.delegate !== null) problems.error(ProblemCode.ConflictingFields, at('http', i, 'delegate'), 'delegate HTTP route cannot contain delegate');
+      if (route.delegate !== undefined && route.delegate !== null)
+        problems.error(ProblemCode.ConflictingFields, at('http', i, 'delegate'), 'delegate HTTP route cannot contain delegate');
     });
   }
 
@@ -582,7 +673,11 @@ function checkVirtualService(vs: VirtualServiceShape, path: string, problems: Pr
         for (const field of ['headers', 'withoutHeaders'] as const) {
           for (const key of Object.keys(isPlainObject(match[field]) ? (match[field] as Json) : {})) {
             if (isJwtClaimHeader(key)) {
-              problems.error(ProblemCode.InvalidValue, at('http', i, 'match', j, field, key), `JWT claim based routing (key: ${key}) is only supported for gateway, found no gateways: [${gateways.join(' ')}]`);
+              problems.error(
+                ProblemCode.InvalidValue,
+                at('http', i, 'match', j, field, key),
+                `JWT claim based routing (key: ${key}) is only supported for gateway, found no gateways: [${gateways.join(' ')}]`,
+              );
             }
           }
         }
@@ -600,7 +695,11 @@ function checkVirtualService(vs: VirtualServiceShape, path: string, problems: Pr
         allHostsValid = false;
       }
     } else if (appliesToMesh && host === '*') {
-      problems.error(ProblemCode.InvalidValue, at('hosts', i), 'wildcard host * is not allowed for virtual services bound to the mesh gateway');
+      problems.error(
+        ProblemCode.InvalidValue,
+        at('hosts', i),
+        'wildcard host * is not allowed for virtual services bound to the mesh gateway',
+      );
       allHostsValid = false;
     }
   });
@@ -620,7 +719,9 @@ function checkVirtualService(vs: VirtualServiceShape, path: string, problems: Pr
 
   tls.forEach((route, i) =>
     objects(route.match).forEach((match, j) =>
-      strings(match.sniHosts).forEach((sniHost, k) => checkSniHost(sniHost, hosts, appliesToGateway, at('tls', i, 'match', j, 'sniHosts', k), problems)),
+      strings(match.sniHosts).forEach((sniHost, k) =>
+        checkSniHost(sniHost, hosts, appliesToGateway, at('tls', i, 'match', j, 'sniHosts', k), problems),
+      ),
     ),
   );
 
@@ -633,14 +734,22 @@ function checkSniHost(sniHost: string, hosts: string[], appliesToGateway: boolea
   const error = appliesToGateway ? gatewayBoundHostError(sniHost, true) : wildcardDomainError(sniHost);
   if (error) {
     if (isIpAddress(sniHost)) {
-      problems.warn(ProblemCode.SuspiciousConfig, path, `using an IP address (${JSON.stringify(sniHost)}) goes against SNI spec and most clients do not support this`);
+      problems.warn(
+        ProblemCode.SuspiciousConfig,
+        path,
+        `using an IP address (${JSON.stringify(sniHost)}) goes against SNI spec and most clients do not support this`,
+      );
     } else {
       problems.error(ProblemCode.InvalidValue, path, error);
     }
     return;
   }
   if (!hosts.some((host) => hostIsSubsetOf(sniHost, host))) {
-    problems.error(ProblemCode.InvalidValue, path, `SNI host ${JSON.stringify(sniHost)} is not a compatible subset of any of the virtual service hosts: [${hosts.join(', ')}]`);
+    problems.error(
+      ProblemCode.InvalidValue,
+      path,
+      `SNI host ${JSON.stringify(sniHost)} is not a compatible subset of any of the virtual service hosts: [${hosts.join(', ')}]`,
+    );
   }
 }
 
@@ -656,12 +765,21 @@ function reportUnreachableRules(field: 'http' | 'tcp' | 'tls', routes: Json[], p
     const label = typeof route.name === 'string' && route.name ? JSON.stringify(route.name) : `#${i}`;
     const matches = Array.isArray(route.match) ? route.match : [];
     if (matches.length === 0) {
-      if (catchAll >= 0) problems.warn(ProblemCode.VirtualServiceUnreachableRule, routePath, `virtualService rule ${label} not used (only the last rule can have no matches)`);
+      if (catchAll >= 0)
+        problems.warn(
+          ProblemCode.VirtualServiceUnreachableRule,
+          routePath,
+          `virtualService rule ${label} not used (only the last rule can have no matches)`,
+        );
       catchAll = i;
       return;
     }
     if (catchAll >= 0) {
-      problems.warn(ProblemCode.VirtualServiceUnreachableRule, routePath, `virtualService rule ${label} not used (route without matches defined before)`);
+      problems.warn(
+        ProblemCode.VirtualServiceUnreachableRule,
+        routePath,
+        `virtualService rule ${label} not used (route without matches defined before)`,
+      );
       return;
     }
     let duplicates = 0;
@@ -671,12 +789,21 @@ function reportUnreachableRules(field: 'http' | 'tcp' | 'tls', routes: Json[], p
       if (earlier !== undefined) {
         duplicates++;
         const matchLabel = isPlainObject(match) && typeof match.name === 'string' && match.name ? JSON.stringify(match.name) : `#${j}`;
-        problems.warn(ProblemCode.VirtualServiceIneffectiveMatch, indexPath(childPath(routePath, 'match'), j), `virtualService rule ${label} match ${matchLabel} is not used (duplicate/overlapping match in rule #${earlier})`);
+        problems.warn(
+          ProblemCode.VirtualServiceIneffectiveMatch,
+          indexPath(childPath(routePath, 'match'), j),
+          `virtualService rule ${label} match ${matchLabel} is not used (duplicate/overlapping match in rule #${earlier})`,
+        );
       } else {
         seen.set(key, i);
       }
     });
-    if (duplicates === matches.length) problems.warn(ProblemCode.VirtualServiceUnreachableRule, routePath, `virtualService rule ${label} not used (all matches used by prior rules)`);
+    if (duplicates === matches.length)
+      problems.warn(
+        ProblemCode.VirtualServiceUnreachableRule,
+        routePath,
+        `virtualService rule ${label} not used (all matches used by prior rules)`,
+      );
   });
 }
 

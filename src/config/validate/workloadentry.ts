@@ -24,12 +24,21 @@ export interface WorkloadEntryContext {
 }
 
 /** Istio's validateWorkloadEntry. */
-export function checkWorkloadEntry(entry: WorkloadEntrySpec, path: string, problems: ProblemCollector, context: WorkloadEntryContext): void {
+export function checkWorkloadEntry(
+  entry: WorkloadEntrySpec,
+  path: string,
+  problems: ProblemCollector,
+  context: WorkloadEntryContext,
+): void {
   const address = entry.address ?? '';
   const addressPath = childPath(path, 'address');
   if (address === '') {
     if (!entry.network) {
-      problems.error(ProblemCode.MissingRequiredField, addressPath, 'address is required (or set network for a workload in another network)');
+      problems.error(
+        ProblemCode.MissingRequiredField,
+        addressPath,
+        'address is required (or set network for a workload in another network)',
+      );
       return;
     }
     problems.warn(ProblemCode.SuspiciousConfig, addressPath, `address is unset with network ${JSON.stringify(entry.network)}`);
@@ -38,18 +47,31 @@ export function checkWorkloadEntry(entry: WorkloadEntrySpec, path: string, probl
   const isUnix = address.startsWith(UNIX_ADDRESS_PREFIX);
   if (isUnix) {
     report(problems, addressPath, unixAddressError(address.slice(UNIX_ADDRESS_PREFIX.length)));
-    if (Object.keys(ports).length > 0) problems.error(ProblemCode.ConflictingFields, childPath(path, 'ports'), `unix endpoint ${address} must not include ports`);
+    if (Object.keys(ports).length > 0)
+      problems.error(ProblemCode.ConflictingFields, childPath(path, 'ports'), `unix endpoint ${address} must not include ports`);
   } else if (address !== '' && !isIpAddress(address)) {
     if (!context.allowFqdnAddress) {
-      problems.error(ProblemCode.InvalidValue, addressPath, `endpoint address ${JSON.stringify(address)} is not a valid IP address (STATIC resolution needs IPs or unix:// paths)`);
+      problems.error(
+        ProblemCode.InvalidValue,
+        addressPath,
+        `endpoint address ${JSON.stringify(address)} is not a valid IP address (STATIC resolution needs IPs or unix:// paths)`,
+      );
     } else if (fqdnError(address)) {
-      problems.error(ProblemCode.InvalidValue, addressPath, `endpoint address ${JSON.stringify(address)} is not a valid FQDN or an IP address`);
+      problems.error(
+        ProblemCode.InvalidValue,
+        addressPath,
+        `endpoint address ${JSON.stringify(address)} is not a valid FQDN or an IP address`,
+      );
     }
   }
   for (const [name, port] of Object.entries(ports)) {
     const at = childPath(childPath(path, 'ports'), name);
     if (context.servicePorts && !context.servicePorts.has(name)) {
-      problems.error(ProblemCode.InvalidValue, at, `endpoint port ${name} is not defined by the service entry (its ports are: ${[...context.servicePorts].join(', ') || 'none'})`);
+      problems.error(
+        ProblemCode.InvalidValue,
+        at,
+        `endpoint port ${name} is not defined by the service entry (its ports are: ${[...context.servicePorts].join(', ') || 'none'})`,
+      );
     }
     report(problems, at, portError(port));
   }

@@ -160,8 +160,12 @@ export interface ForwardAction {
   autoHostRewrite: boolean;
   appendXForwardedHost: boolean;
   upgrades: ReadonlySet<string>;
-  /** max_stream_duration.grpc_timeout_header_max: honour grpc-timeout. */
-  grpcTimeoutHeaderMaxMs?: number;
+  /**
+   * gRPC timeouts (gRPC requests only). `max_grpc_timeout` (deprecated, Istio still sets it):
+   * the grpc-timeout header, or infinity without one, replaces `timeout`, capped at the max (0 = no
+   * cap). `grpc_timeout_header_max`: only a grpc-timeout header replaces it, capped likewise.
+   */
+  grpcTimeout?: { mode: 'max_grpc_timeout' | 'grpc_timeout_header_max'; maxMs: number };
 }
 
 export interface RedirectAction {

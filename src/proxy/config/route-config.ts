@@ -259,15 +259,17 @@ function compileForward(a: Json, problems: Problems, path: string, routeCors: { 
     problems.fields(u, p, ['upgrade_type', 'enabled']);
     if (wrapped<boolean>(u.enabled) !== false) upgrades.add(String(u.upgrade_type ?? '').toLowerCase());
   });
-  let grpcTimeoutHeaderMaxMs: number | undefined;
+  let grpcTimeout: ForwardAction['grpcTimeout'];
   if (a.max_stream_duration) {
     const p = join(path, 'max_stream_duration');
     problems.fields(a.max_stream_duration, p, ['max_stream_duration', 'grpc_timeout_header_max'], ['grpc_timeout_header_offset']);
     const msd = durationMs(a.max_stream_duration.max_stream_duration, problems, join(p, 'max_stream_duration'));
     if (msd) problems.add(join(p, 'max_stream_duration'), 'a non-zero max_stream_duration is not supported (use timeout)');
-    grpcTimeoutHeaderMaxMs = durationMs(a.max_stream_duration.grpc_timeout_header_max, problems, join(p, 'grpc_timeout_header_max'));
-  } else if (a.max_grpc_timeout !== undefined) {
-    grpcTimeoutHeaderMaxMs = durationMs(a.max_grpc_timeout, problems, join(path, 'max_grpc_timeout'));
+    const max = durationMs(a.max_stream_duration.grpc_timeout_header_max, problems, join(p, 'grpc_timeout_header_max'));
+    if (max !== undefined) grpcTimeout = { mode: 'grpc_timeout_header_max', maxMs: max };
+  }
+  if (a.max_grpc_timeout !== undefined && !grpcTimeout) {
+    grpcTimeout = { mode: 'max_grpc_timeout', maxMs: durationMs(a.max_grpc_timeout, problems, join(path, 'max_grpc_timeout')) ?? 0 };
   }
   const timeoutMs = durationMs(a.timeout, problems, join(path, 'timeout'));
   return {
@@ -291,7 +293,7 @@ function compileForward(a: Json, problems: Problems, path: string, routeCors: { 
     autoHostRewrite: wrapped<boolean>(a.auto_host_rewrite) === true,
     appendXForwardedHost: a.append_x_forwarded_host === true,
     upgrades,
-    grpcTimeoutHeaderMaxMs,
+    grpcTimeout,
   };
 }
 

@@ -142,14 +142,15 @@ export class Forwarder {
     this.attempt(false);
   }
 
+  /** The route timeout for this request (0: none); see ForwardAction.grpcTimeout. */
   private routeTimeoutMs(): number {
     const a = this.action;
-    if (a.grpcTimeoutHeaderMaxMs !== undefined) {
+    const g = a.grpcTimeout;
+    if (g && this.s.grpc) {
       const header = this.s.headers['grpc-timeout'];
-      if (typeof header === 'string') {
-        const ms = parseGrpcTimeout(header);
-        if (ms !== undefined) return a.grpcTimeoutHeaderMaxMs > 0 ? Math.min(ms, a.grpcTimeoutHeaderMaxMs) : ms;
-      }
+      const fromHeader = typeof header === 'string' ? parseGrpcTimeout(header) : undefined;
+      if (fromHeader !== undefined) return g.maxMs > 0 ? Math.min(fromHeader, g.maxMs) : fromHeader;
+      if (g.mode === 'max_grpc_timeout') return g.maxMs; // infinity (0) unless capped
     }
     return a.timeoutMs;
   }
@@ -172,18 +173,10 @@ export class Forwarder {
     else if (a.hostRewritePathRegex) authority = s.pathOnly().replace(a.hostRewritePathRegex.pattern, a.hostRewritePathRegex.substitution);
     if (authority !== s.authority && a.appendXForwardedHost) appendHeader(h, 'x-forwarded-host', s.authority);
     h.host = authority;
-    let path = s.path;
     const route = s.route!;
-    if (a.prefixRewrite !== undefined && route.path.kind === 'prefix') {
-      let rest = path.slice(route.path.value.length);
-      // Envoy: rewriting "/prefix/" to "/" must not produce "//".
-      if (a.prefixRewrite.endsWith('/') && rest.startsWith('/')) rest = rest.slice(1);
-      path = a.prefixRewrite + rest;
-      if (path === '') path = '/';
-    } else if (a.prefixRewrite !== undefined && route.path.kind === 'path') {
-      const q = path.indexOf('?');
-      path = a.prefixRewrite + (q >= 0 ? path.slice(q) : '');
-    } else if (a.regexRewrite) {
+    let path = s.path;
+    if (a.prefixRewrite !== undefined) path = rewritePrefix(s.path, route.path.kind, route.path.value, a.prefixRewrite);
+    else if (a.regexRewrite) {
       const q = path.indexOf('?');
       const only = q >= 0 ? path.slice(0, q) : path;
       path = only.replace(a.regexRewrite.pattern, a.regexRewrite.substitution) + (q >= 0 ? path.slice(q) : '');
@@ -587,6 +580,20 @@ export class Forwarder {
       timer.unref();
     }
   }
+}
+
+/**
+ * Envoy's prefix_rewrite: the matched prefix is swapped for `rewrite`; for exact-path and regex
+ * routes the matched part is the whole path (the query string stays).
+ */
+export function rewritePrefix(path: string, kind: string, matched: string, rewrite: string): string {
+  const q = path.indexOf('?');
+  const query = q >= 0 ? path.slice(q) : '';
+  let out: string;
+  if (kind === 'prefix' || kind === 'separated-prefix') out = rewrite + path.slice(matched.length);
+  else if (kind === 'any') out = rewrite + path;
+  else out = rewrite + query;
+  return out === '' || out[0] === '?' ? '/' + out : out;
 }
 
 function appendHeader(h: HeaderMap, name: string, value: string, sep = ','): void {

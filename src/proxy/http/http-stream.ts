@@ -24,7 +24,7 @@ import type { Logger } from '../../log/logger';
 import type { ProxyStats, HttpStats } from '../stats';
 import type { ClusterManager } from '../upstream/cluster-manager';
 import type { Exchange } from './exchange';
-import { Forwarder } from './forwarder';
+import { Forwarder, rewritePrefix } from './forwarder';
 import { applyResponseEdits, setHeader } from './header-mutation';
 import { GrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
 import { parseQuery, selectRoute } from './route-matching';
@@ -347,8 +347,8 @@ export class HttpStream implements RequestView {
     if (a.path) {
       path = a.path;
       if (a.path.includes('?')) query = '';
-    } else if (a.prefixRewrite !== undefined && this.route?.path.kind === 'prefix') {
-      path = a.prefixRewrite + pathOnly.slice(this.route.path.value.length);
+    } else if (a.prefixRewrite !== undefined && this.route) {
+      path = rewritePrefix(pathOnly, this.route.path.kind, this.route.path.value, a.prefixRewrite);
     } else if (a.regexRewrite) {
       path = pathOnly.replace(a.regexRewrite.pattern, a.regexRewrite.substitution);
     }

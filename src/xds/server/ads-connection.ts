@@ -91,8 +91,15 @@ export class WatchedResource {
 
   constructor(readonly typeUrl: string) {}
 
-  subscribe(names: readonly string[]): void {
-    this.wildcard = isWildcardType(this.typeUrl) && (names.length === 0 || names.includes('*'));
+  /**
+   * Records the names of a request. Wildcard (LDS/CDS only): `*` listed, or an empty list on the
+   * first request and every later one (Envoy's legacy form). A client that named resources and then
+   * sends an empty list has unsubscribed from everything (xDS protocol, "How the client specifies
+   * what resources to return").
+   */
+  subscribe(names: readonly string[], first: boolean): void {
+    const legacyWildcard = names.length === 0 && (first || this.wildcard);
+    this.wildcard = isWildcardType(this.typeUrl) && (names.includes('*') || legacyWildcard);
     this.names = new Set(names.filter((n) => n !== '*'));
   }
 
@@ -193,8 +200,8 @@ export class AdsConnection {
    * - empty resource_names on a non-wildcard type: unsubscribe.
    * - first request for a type, or no nonce (new subscription, or reconnect): respond.
    * - nonce other than the last sent: stale, ignored (a newer response is on its way).
-   * - nonce of the last response: ACK; respond only if the subscription gained names (or, for
-   *   wildcard types, changed at all).
+   * - nonce of the last response: ACK; respond only if the subscription gained names (or became
+   *   a wildcard one).
    */
   applyRequest(request: DiscoveryRequest, now = Date.now()): RequestVerdict {
     const typeUrl = request.type_url ?? '';
@@ -225,7 +232,7 @@ export class AdsConnection {
         watched = new WatchedResource(typeUrl);
         this.watched.set(typeUrl, watched);
       }
-      watched.subscribe(names);
+      watched.subscribe(names, true);
       return { kind: 'initial', respond: true };
     }
 
@@ -243,12 +250,12 @@ export class AdsConnection {
       watched.changedAt = undefined;
     }
 
+    // Only new names need an answer: a client drops what it unsubscribed from by itself.
     const before = watched.names;
     const wasWildcard = watched.wildcard;
-    watched.subscribe(names);
+    watched.subscribe(names, false);
     const added = [...watched.names].some((n) => !before.has(n));
-    const removed = [...before].some((n) => !watched.names.has(n));
-    let respond = isWildcardType(typeUrl) ? added || removed || wasWildcard !== watched.wildcard : added;
+    let respond = added || (watched.wildcard && !wasWildcard);
     if (watched.alwaysRespond) {
       watched.alwaysRespond = false;
       respond = true;

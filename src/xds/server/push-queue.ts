@@ -1,7 +1,6 @@
 // Bounded-concurrency iteration that keeps the event loop responsive: at most `concurrency` tasks
 // in flight, and a macrotask yield whenever the synchronous work since the last one exceeds a
 // time slice (so a push to thousands of proxies never starves stream reads, timers or health checks).
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 
 export interface BoundedRunOptions {
@@ -12,6 +11,12 @@ export interface BoundedRunOptions {
   stopped?: () => boolean;
 }
 
+/**
+ * Runs `run` over `items`. The synchronous part of a task should be short (one proxy); the time
+ * slice is shared by all workers, and a yield is shared too: every worker that finds the slice
+ * used up waits for the same setImmediate, and the slice restarts once, when it fires. (Restarting
+ * it per resumed worker would let N workers each take a full slice in one event-loop turn.)
+ */
 export async function forEachBounded<T>(
   items: readonly T[],
   run: (item: T) => Promise<void> | void,
@@ -19,12 +24,20 @@ export async function forEachBounded<T>(
 ): Promise<void> {
   let next = 0;
   let sliceStart = performance.now();
+  let pendingYield: Promise<void> | undefined;
+  const yieldTurn = () =>
+    (pendingYield ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        pendingYield = undefined;
+        sliceStart = performance.now();
+        resolve();
+      }),
+    ));
   const worker = async () => {
     while (next < items.length && !options.stopped?.()) {
       if (performance.now() - sliceStart >= options.sliceMs) {
-        await yieldToEventLoop();
-        sliceStart = performance.now();
-        continue; // re-check: another worker may have taken the remaining items meanwhile
+        await yieldTurn();
+        continue; // re-check: the slice may be used up again by the workers resumed before this one
       }
       const item = items[next++];
       await run(item);

@@ -56,12 +56,17 @@ export interface RouteContext {
 
 /** Istio's DefaultPolicy (retry/retry.go). */
 export function defaultRetryPolicy(): Json {
-  // Istio adds retry_host_predicate envoy.retry_host_predicates.previous_hosts; its typed config
-  // (PreviousHostsPredicate) is not in the proto set ../protos.ts loads, so it is left out here.
   return {
     retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
     num_retries: 2,
     retriable_status_codes: [503],
+    // Retries go to a host not tried before, when there is one.
+    retry_host_predicate: [
+      {
+        name: 'envoy.retry_host_predicates.previous_hosts',
+        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' },
+      },
+    ],
     host_selection_retry_max_attempts: 5,
   };
 }

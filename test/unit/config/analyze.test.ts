@@ -100,7 +100,9 @@ describe('analyzeResources', () => {
         http: [{route: [{destination: {host: reviews, subset: v1}}]}]
     `);
     // The rule's 'reviews' means reviews.prod..., the route's means reviews.default...
-    assert.deepEqual(summary(analyze(services, ruleInProd, vs)), ['error IST0101 VirtualService default/reviews spec.http[0].route[0].destination.subset']);
+    assert.deepEqual(summary(analyze(services, ruleInProd, vs)), [
+      'error IST0101 VirtualService default/reviews spec.http[0].route[0].destination.subset',
+    ]);
   });
 
   it('reports a VirtualService bound to a Gateway that does not exist (IST0101)', () => {
@@ -158,28 +160,44 @@ describe('analyzeResources', () => {
   });
 
   it('reports two mesh VirtualServices for the same host (IST0109), unless exportTo keeps them apart', () => {
-    const vs = (name: string, namespace: string, host: string, extra = '') =>
-      dedent(`
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: ${name}, namespace: ${namespace}}
-        spec:
-          hosts: [${host}]${extra}
-          http: [{route: [{destination: {host: reviews.default.svc.cluster.local}}]}]
-      `);
+    const vs = (name: string, namespace: string, host: string, extra: string[] = []) =>
+      [
+        'apiVersion: networking.istio.io/v1',
+        'kind: VirtualService',
+        `metadata: {name: ${name}, namespace: ${namespace}}`,
+        'spec:',
+        `  hosts: [${host}]`,
+        ...extra.map((line) => `  ${line}`),
+        '  http: [{route: [{destination: {host: reviews.default.svc.cluster.local}}]}]',
+      ].join('\n');
     const problems = analyze(services, vs('a', 'default', 'reviews'), vs('b', 'default', 'reviews.default.svc.cluster.local'));
-    assert.deepEqual(summary(problems), ['warning IST0109 VirtualService default/a spec.hosts[0]', 'warning IST0109 VirtualService default/b spec.hosts[0]']);
-    assert.match(problems[0].message, /default\/a,default\/b associated with mesh gateway define the same host reviews\.default\.svc\.cluster\.local/);
+    assert.deepEqual(summary(problems), [
+      'warning IST0109 VirtualService default/a spec.hosts[0]',
+      'warning IST0109 VirtualService default/b spec.hosts[0]',
+    ]);
+    assert.match(
+      problems[0].message,
+      /default\/a,default\/b associated with mesh gateway define the same host reviews\.default\.svc\.cluster\.local/,
+    );
 
     const privateCopies = analyze(
       services,
-      vs('a', 'team-1', 'reviews.default.svc.cluster.local', '\n  exportTo: ["."]'),
-      vs('b', 'team-2', 'reviews.default.svc.cluster.local', '\n  exportTo: ["."]'),
+      vs('a', 'team-1', 'reviews.default.svc.cluster.local', ['exportTo: ["."]']),
+      vs('b', 'team-2', 'reviews.default.svc.cluster.local', ['exportTo: ["."]']),
     );
     assert.deepEqual(privateCopies, []);
     // Istio merges VirtualServices bound to the same ingress gateway: not a conflict.
-    const gateway = 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}';
-    assert.deepEqual(analyze(services, gateway, vs('a', 'default', 'www.example.com', '\n  gateways: [gw]'), vs('b', 'default', 'www.example.com', '\n  gateways: [gw]')), []);
+    const gateway =
+      'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}';
+    assert.deepEqual(
+      analyze(
+        services,
+        gateway,
+        vs('a', 'default', 'www.example.com', ['gateways: [gw]']),
+        vs('b', 'default', 'www.example.com', ['gateways: [gw]']),
+      ),
+      [],
+    );
   });
 
   it('warns about a subset that selects none of the known workloads (IST0173)', () => {

@@ -18,7 +18,10 @@ const SAMPLES = [
 ];
 
 const BOOKINFO_SERVICES = ['productpage', 'reviews', 'ratings', 'details']
-  .map((name) => `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}}\nspec: {ports: [{port: 9080, name: http}], selector: {app: ${name}}}`)
+  .map(
+    (name) =>
+      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}}\nspec: {ports: [{port: 9080, name: http}], selector: {app: ${name}}}`,
+  )
   .join('\n---\n');
 
 const sample = (file: string) => readRepoFile(path.join('examples/bookinfo/networking', file));
@@ -55,7 +58,10 @@ describe('Bookinfo networking samples', () => {
   });
 
   it('flag the subsets the routes use when the DestinationRules are missing', () => {
-    const resources = [...validResources(BOOKINFO_SERVICES), ...validResources(sample('virtual-service-all-v1.yaml'), 'virtual-service-all-v1.yaml')];
+    const resources = [
+      ...validResources(BOOKINFO_SERVICES),
+      ...validResources(sample('virtual-service-all-v1.yaml'), 'virtual-service-all-v1.yaml'),
+    ];
     const problems = analyzeResources(resources);
     assert.deepEqual(
       problems.map((p) => `${p.code} ${p.name} ${p.path}`),
@@ -65,6 +71,9 @@ describe('Bookinfo networking samples', () => {
   });
 
   it('keep the Bookinfo Services fixture in step with the samples', () => {
-    assert.equal(checkAll(fixture('istio-docs/service.yaml')).every((r) => r.valid), true);
+    assert.equal(
+      checkAll(fixture('istio-docs/service.yaml')).every((r) => r.valid),
+      true,
+    );
   });
 });

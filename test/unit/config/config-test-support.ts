@@ -19,7 +19,11 @@ export function checkAll(text: string, file = 'test.yaml'): Checked[] {
   const results: Checked[] = problems.map((p) => ({ valid: false, errors: [p], warnings: [] }));
   for (const doc of documents) {
     const result = validateResource(doc);
-    results.push(result.valid ? { valid: true, resource: result.resource, errors: [], warnings: result.warnings } : { valid: false, errors: result.errors, warnings: result.warnings });
+    results.push(
+      result.valid
+        ? { valid: true, resource: result.resource, errors: [], warnings: result.warnings }
+        : { valid: false, errors: result.errors, warnings: result.warnings },
+    );
   }
   return results;
 }
@@ -56,7 +60,10 @@ export function fixture(name: string): string {
 
 /** Removes the common leading indentation of a template literal's lines (and its first/last blank lines). */
 export function dedent(text: string): string {
-  const lines = text.replace(/^\n/, '').replace(/\n\s*$/, '').split('\n');
+  const lines = text
+    .replace(/^\n/, '')
+    .replace(/\n\s*$/, '')
+    .split('\n');
   const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.match(/^ */)![0].length));
   return lines.map((l) => l.slice(indent)).join('\n');
 }
@@ -65,7 +72,11 @@ export function dedent(text: string): string {
 export function resourceYaml(kind: string, spec: string, opts: { name?: string; namespace?: string; apiVersion?: string } = {}): string {
   const apiVersion =
     opts.apiVersion ??
-    (kind === 'Service' ? 'v1' : ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'].includes(kind) ? 'security.istio.io/v1' : 'networking.istio.io/v1');
+    (kind === 'Service'
+      ? 'v1'
+      : ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'].includes(kind)
+        ? 'security.istio.io/v1'
+        : 'networking.istio.io/v1');
   const namespace = opts.namespace ? `\n  namespace: ${opts.namespace}` : '';
   const body = dedent(spec)
     .split('\n')

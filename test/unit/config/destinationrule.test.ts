@@ -124,11 +124,18 @@ describe('DestinationRule validation', () => {
   });
 
   it('checks client TLS: mode enum, MUTUAL needs a certificate and key unless credentialName is set', () => {
-    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: MUTUAL}}', ['spec.trafficPolicy.tls.clientCertificate', 'spec.trafficPolicy.tls.privateKey']);
+    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: MUTUAL}}', [
+      'spec.trafficPolicy.tls.clientCertificate',
+      'spec.trafficPolicy.tls.privateKey',
+    ]);
     assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: MUTUAL, credentialName: client-credential}}', []);
-    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, credentialName: c, caCertificates: /ca.pem}}', ['spec.trafficPolicy.tls.credentialName']);
+    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, credentialName: c, caCertificates: /ca.pem}}', [
+      'spec.trafficPolicy.tls.credentialName',
+    ]);
     assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: STRICT}}', ['spec.trafficPolicy.tls.mode']);
-    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true, subjectAltNames: [a]}}', ['spec.trafficPolicy.tls.insecureSkipVerify']);
+    assertErrors('host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true, subjectAltNames: [a]}}', [
+      'spec.trafficPolicy.tls.insecureSkipVerify',
+    ]);
   });
 
   it('requires a port and at least one setting in port level settings', () => {
@@ -142,7 +149,11 @@ describe('DestinationRule validation', () => {
         - port: {number: 0}
           tls: {mode: ISTIO_MUTUAL}
       `,
-      ['spec.trafficPolicy.portLevelSettings[0].port', 'spec.trafficPolicy.portLevelSettings[1]', 'spec.trafficPolicy.portLevelSettings[2].port.number'],
+      [
+        'spec.trafficPolicy.portLevelSettings[0].port',
+        'spec.trafficPolicy.portLevelSettings[1]',
+        'spec.trafficPolicy.portLevelSettings[2].port.number',
+      ],
     );
   });
 
@@ -183,11 +194,15 @@ describe('DestinationRule validation', () => {
   });
 
   it('rejects unknown fields at any depth', () => {
-    assertErrors('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnection: 10}}}', ['spec.trafficPolicy.connectionPool.tcp.maxConnection']);
+    assertErrors('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnection: 10}}}', [
+      'spec.trafficPolicy.connectionPool.tcp.maxConnection',
+    ]);
   });
 
   it('checks workload selectors and their exportTo', () => {
-    const result = assertErrors('host: reviews\nworkloadSelector: {matchLabels: {}}\nexportTo: ["*"]', ['spec.exportTo'], { namespace: 'prod' });
+    const result = assertErrors('host: reviews\nworkloadSelector: {matchLabels: {}}\nexportTo: ["*"]', ['spec.exportTo'], {
+      namespace: 'prod',
+    });
     assert.deepEqual(paths(result.warnings), ['spec.workloadSelector']);
     assertErrors('host: reviews\nworkloadSelector: {matchLabels: {app: "*"}}\nexportTo: ["."]', ['spec.workloadSelector.matchLabels.app']);
   });

@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import { validateResource } from '../../../src/config/validate';
 import { check, dedent, paths } from './config-test-support';
 
-const destinationRule = (apiVersion: string, metadata = 'name: reviews') => dedent(`
+const destinationRule = (apiVersion: string, metadata = 'name: reviews') =>
+  dedent(`
   apiVersion: ${apiVersion}
   kind: DestinationRule
   metadata: {${metadata}}
@@ -22,7 +23,8 @@ describe('resource envelope', () => {
   });
 
   it('keeps the origin, labels and annotations, and drops null fields from the spec', () => {
-    const result = check(dedent(`
+    const result = check(
+      dedent(`
       apiVersion: networking.istio.io/v1
       kind: DestinationRule
       metadata:
@@ -35,9 +37,15 @@ describe('resource envelope', () => {
         host: reviews
         trafficPolicy:
         subsets: [{name: v1, labels: {version: v1}}]
-    `));
+    `),
+    );
     assert.equal(result.valid, true);
-    assert.deepEqual(result.resource?.metadata, { name: 'reviews', namespace: 'prod', labels: { app: 'reviews' }, annotations: { note: 'kept' } });
+    assert.deepEqual(result.resource?.metadata, {
+      name: 'reviews',
+      namespace: 'prod',
+      labels: { app: 'reviews' },
+      annotations: { note: 'kept' },
+    });
     assert.deepEqual(result.resource?.spec, { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }] });
     assert.deepEqual(result.resource?.origin, { file: 'test.yaml', source: 'test', document: 0 });
   });
@@ -62,7 +70,9 @@ describe('resource envelope', () => {
   });
 
   it('applies per-kind name rules: Gateway names have no dots, Service names start with a letter', () => {
-    const gateway = check('apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: my.gateway}\nspec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}\n');
+    const gateway = check(
+      'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: my.gateway}\nspec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}\n',
+    );
     assert.deepEqual(paths(gateway.errors), ['metadata.name']);
     const service = check('apiVersion: v1\nkind: Service\nmetadata: {name: 9lives}\nspec: {ports: [{port: 80}]}\n');
     assert.deepEqual(paths(service.errors), ['metadata.name']);
@@ -98,16 +108,22 @@ describe('resource envelope', () => {
   it('rejects unknown top-level fields and requires spec for Istio kinds', () => {
     const result = check('apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nsepc: {host: reviews}\n');
     assert.deepEqual(paths(result.errors), ['sepc', 'spec']);
-    assert.deepEqual(result.errors.map((e) => e.code), ['WEFT-V0006', 'WEFT-V0008']);
+    assert.deepEqual(
+      result.errors.map((e) => e.code),
+      ['WEFT-V0006', 'WEFT-V0008'],
+    );
   });
 
   it('accepts status, which exported YAML often carries', () => {
-    const result = check('apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec: {host: reviews}\nstatus: {observedGeneration: 3}\n');
+    const result = check(
+      'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec: {host: reviews}\nstatus: {observedGeneration: 3}\n',
+    );
     assert.equal(result.valid, true);
   });
 
   it('names the resource, file, document and line in every problem', () => {
-    const result = check(dedent(`
+    const result = check(
+      dedent(`
       apiVersion: networking.istio.io/v1
       kind: DestinationRule
       metadata:
@@ -118,12 +134,29 @@ describe('resource envelope', () => {
         subsets:
         - name: v1
           lables: {version: v1}
-    `));
+    `),
+    );
     assert.equal(result.errors.length, 1);
     const [error] = result.errors;
     assert.deepEqual(
-      { kind: error.kind, namespace: error.namespace, name: error.name, file: error.file, document: error.document, line: error.line, path: error.path },
-      { kind: 'DestinationRule', namespace: 'prod', name: 'reviews', file: 'test.yaml', document: 0, line: 10, path: 'spec.subsets[0].lables' },
+      {
+        kind: error.kind,
+        namespace: error.namespace,
+        name: error.name,
+        file: error.file,
+        document: error.document,
+        line: error.line,
+        path: error.path,
+      },
+      {
+        kind: 'DestinationRule',
+        namespace: 'prod',
+        name: 'reviews',
+        file: 'test.yaml',
+        document: 0,
+        line: 10,
+        path: 'spec.subsets[0].lables',
+      },
     );
     assert.match(error.message, /unknown field "lables"; did you mean "labels"\?/);
   });

@@ -1,7 +1,15 @@
 // Istio's value formats: durations, hosts, RE2 regexes, header values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { gatewayBoundHostError, headerValueError, hostIsSubsetOf, hostsOverlap, parseDuration, re2Error, wildcardDomainError } from '../../../src/config/validate/formats';
+import {
+  gatewayBoundHostError,
+  headerValueError,
+  hostIsSubsetOf,
+  hostsOverlap,
+  parseDuration,
+  re2Error,
+  wildcardDomainError,
+} from '../../../src/config/validate/formats';
 
 describe('parseDuration', () => {
   it('reads Go duration strings into milliseconds', () => {
@@ -49,7 +57,8 @@ describe('hosts', () => {
 
 describe('re2Error', () => {
   it('accepts RE2 syntax, including its flags and named groups', () => {
-    for (const ok of ['^/api/v[0-9]+/.*', '(?i)^/Reviews', '(?P<id>[0-9]+)', '(?i:abc)def', '\\d+\\.\\d+']) assert.equal(re2Error(ok), undefined, ok);
+    for (const ok of ['^/api/v[0-9]+/.*', '(?i)^/Reviews', '(?P<id>[0-9]+)', '(?i:abc)def', '\\d+\\.\\d+'])
+      assert.equal(re2Error(ok), undefined, ok);
   });
 
   it('rejects what RE2 does not support and syntax errors', () => {
@@ -62,7 +71,8 @@ describe('re2Error', () => {
 
 describe('headerValueError', () => {
   it("accepts Envoy's %COMMAND% and %% forms and rejects stray percent signs and control characters", () => {
-    for (const ok of ['plain', '%HOSTNAME%', '100%%', 'prefix %REQ(x-foo)% suffix', '%DOWNSTREAM_REMOTE_ADDRESS%']) assert.equal(headerValueError(ok), undefined, ok);
+    for (const ok of ['plain', '%HOSTNAME%', '100%%', 'prefix %REQ(x-foo)% suffix', '%DOWNSTREAM_REMOTE_ADDRESS%'])
+      assert.equal(headerValueError(ok), undefined, ok);
     for (const bad of ['abc%123', '%START_TIME%%', 'line\nbreak']) assert.notEqual(headerValueError(bad), undefined, bad);
   });
 });

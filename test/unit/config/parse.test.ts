@@ -111,6 +111,29 @@ describe('parseYamlDocuments', () => {
     assert.match(problems[0].message, /unique/);
   });
 
+  it('expands anchors and merge keys, as Kubernetes does', () => {
+    const text = dedent(`
+      apiVersion: v1
+      kind: Service
+      metadata: {name: a}
+      spec:
+        selector: &app {app: reviews}
+        ports:
+        - &http {port: 9080, name: http}
+        - <<: *http
+          name: http-alt
+          port: 9081
+    `);
+    const [doc] = parseYamlDocuments(text, { source: 'test' }).documents;
+    assert.deepEqual((doc.raw as { spec: unknown }).spec, {
+      selector: { app: 'reviews' },
+      ports: [
+        { port: 9080, name: 'http' },
+        { port: 9081, name: 'http-alt' },
+      ],
+    });
+  });
+
   it('locates field paths: the key of the deepest field that exists', () => {
     const text = dedent(`
       apiVersion: networking.istio.io/v1

@@ -25,8 +25,24 @@ describe('formatProblem', () => {
   });
 
   it('adds the line when known, and leaves out what the problem does not have', () => {
-    assert.equal(formatProblem({ ...problem, severity: 'warning', line: 12 }).startsWith('Warning [IST0101] VirtualService default/reviews (reviews.yaml#0, line 12) spec.'), true);
-    const syntax: ConfigProblem = { code: 'WEFT-V0001', severity: 'error', kind: '', namespace: '', name: '', file: 'x.yaml', document: 2, line: 4, path: '', message: 'YAML syntax error' };
+    assert.equal(
+      formatProblem({ ...problem, severity: 'warning', line: 12 }).startsWith(
+        'Warning [IST0101] VirtualService default/reviews (reviews.yaml#0, line 12) spec.',
+      ),
+      true,
+    );
+    const syntax: ConfigProblem = {
+      code: 'WEFT-V0001',
+      severity: 'error',
+      kind: '',
+      namespace: '',
+      name: '',
+      file: 'x.yaml',
+      document: 2,
+      line: 4,
+      path: '',
+      message: 'YAML syntax error',
+    };
     assert.equal(formatProblem(syntax), 'Error [WEFT-V0001] (x.yaml#2, line 4) YAML syntax error');
   });
 });

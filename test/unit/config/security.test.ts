@@ -22,7 +22,10 @@ describe('security policies', () => {
   it('are served under security.istio.io v1 and v1beta1 only', () => {
     const result = check(resourceYaml('PeerAuthentication', 'mtls: {mode: STRICT}', { apiVersion: 'networking.istio.io/v1' }));
     assert.deepEqual(paths(result.errors), ['apiVersion']);
-    assert.equal(check(resourceYaml('PeerAuthentication', 'mtls: {mode: STRICT}', { apiVersion: 'security.istio.io/v1beta1' })).valid, true);
+    assert.equal(
+      check(resourceYaml('PeerAuthentication', 'mtls: {mode: STRICT}', { apiVersion: 'security.istio.io/v1beta1' })).valid,
+      true,
+    );
   });
 
   describe('PeerAuthentication', () => {
@@ -33,10 +36,11 @@ describe('security policies', () => {
 
     it('allows port-level mTLS only with a selector, on valid ports', () => {
       assertErrors('PeerAuthentication', 'portLevelMtls: {8080: {mode: DISABLE}}', ['spec.portLevelMtls']);
-      assertErrors('PeerAuthentication', 'selector: {matchLabels: {app: a}}\nportLevelMtls: {70000: {mode: DISABLE}, http: {mode: STRICT}}', [
-        'spec.portLevelMtls["70000"]',
-        'spec.portLevelMtls.http',
-      ]);
+      assertErrors(
+        'PeerAuthentication',
+        'selector: {matchLabels: {app: a}}\nportLevelMtls: {70000: {mode: DISABLE}, http: {mode: STRICT}}',
+        ['spec.portLevelMtls["70000"]', 'spec.portLevelMtls.http'],
+      );
     });
   });
 
@@ -83,12 +87,16 @@ describe('security policies', () => {
     });
 
     it('rejects unknown fields in rules and both a selector and targetRefs', () => {
-      assertErrors('AuthorizationPolicy', 'rules: [{from: [{source: {principal: [x]}}]}]', ['spec.rules[0].from[0].source.principal', 'spec.rules[0].from[0].source']);
-      assertErrors('AuthorizationPolicy', 'selector: {matchLabels: {app: a}}\ntargetRefs: [{kind: Service, name: a}]', ['spec.targetRefs']);
-      assertErrors('AuthorizationPolicy', 'targetRefs: [{kind: Deployment, name: a}, {kind: Gateway, group: gateway.networking.k8s.io, name: gw, namespace: other}]', [
-        'spec.targetRefs[0]',
-        'spec.targetRefs[1].namespace',
+      assertErrors('AuthorizationPolicy', 'rules: [{from: [{source: {principal: [x]}}]}]', [
+        'spec.rules[0].from[0].source.principal',
+        'spec.rules[0].from[0].source',
       ]);
+      assertErrors('AuthorizationPolicy', 'selector: {matchLabels: {app: a}}\ntargetRefs: [{kind: Service, name: a}]', ['spec.targetRefs']);
+      assertErrors(
+        'AuthorizationPolicy',
+        'targetRefs: [{kind: Deployment, name: a}, {kind: Gateway, group: gateway.networking.k8s.io, name: gw, namespace: other}]',
+        ['spec.targetRefs[0]', 'spec.targetRefs[1].namespace'],
+      );
     });
   });
 
@@ -122,7 +130,11 @@ describe('security policies', () => {
     });
 
     it('accepts an inline JWKS', () => {
-      assertErrors('RequestAuthentication', `jwtRules: [{issuer: testing@secure.istio.io, jwks: '{"keys": [{"kty": "RSA", "e": "AQAB", "n": "xyz"}]}'}]`, []);
+      assertErrors(
+        'RequestAuthentication',
+        `jwtRules: [{issuer: testing@secure.istio.io, jwks: '{"keys": [{"kty": "RSA", "e": "AQAB", "n": "xyz"}]}'}]`,
+        [],
+      );
     });
   });
 });

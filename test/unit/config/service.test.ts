@@ -44,11 +44,10 @@ describe('Service validation', () => {
 
   it('accepts a number or a named port as targetPort', () => {
     assertErrors('ports: [{port: 80, name: http, targetPort: 8080}, {port: 81, name: web, targetPort: web-port}]', []);
-    assertErrors('ports: [{port: 80, name: http, targetPort: 0}, {port: 81, name: web, targetPort: "Not a name"}, {port: 82, name: b, targetPort: true}]', [
-      'spec.ports[0].targetPort',
-      'spec.ports[1].targetPort',
-      'spec.ports[2].targetPort',
-    ]);
+    assertErrors(
+      'ports: [{port: 80, name: http, targetPort: 0}, {port: 81, name: web, targetPort: "Not a name"}, {port: 82, name: b, targetPort: true}]',
+      ['spec.ports[0].targetPort', 'spec.ports[1].targetPort', 'spec.ports[2].targetPort'],
+    );
   });
 
   it('checks the selector labels, protocol, type and clusterIP', () => {

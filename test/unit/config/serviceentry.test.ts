@@ -21,7 +21,11 @@ describe('ServiceEntry validation', () => {
 
   it('requires hosts, and rejects "*" and malformed hosts', () => {
     assertErrors('ports: [{number: 80, name: http}]', ['spec.hosts']);
-    const result = assertErrors('hosts: ["*", "bad host", "foo.*.com", "*.example.com"]', ['spec.hosts[0]', 'spec.hosts[1]', 'spec.hosts[2]']);
+    const result = assertErrors('hosts: ["*", "bad host", "foo.*.com", "*.example.com"]', [
+      'spec.hosts[0]',
+      'spec.hosts[1]',
+      'spec.hosts[2]',
+    ]);
     // Istio also warns about the partial wildcard.
     assert.deepEqual(paths(result.warnings), ['spec.hosts[2]']);
   });
@@ -86,12 +90,16 @@ describe('ServiceEntry validation', () => {
 
   it('rejects endpoints with NONE resolution, endpoints together with a workload selector, and CIDRs with DNS', () => {
     assertErrors('hosts: [a.example.com]\nresolution: NONE\nendpoints: [{address: 1.2.3.4}]', ['spec.endpoints']);
-    assertErrors('hosts: [a.example.com]\nresolution: STATIC\nworkloadSelector: {labels: {app: a}}\nendpoints: [{address: 1.2.3.4}]', ['spec.endpoints']);
+    assertErrors('hosts: [a.example.com]\nresolution: STATIC\nworkloadSelector: {labels: {app: a}}\nendpoints: [{address: 1.2.3.4}]', [
+      'spec.endpoints',
+    ]);
     assertErrors('hosts: [a.example.com]\naddresses: [1.2.3.4/16, 300.1.1.1]\nresolution: DNS', ['spec.addresses[1]', 'spec.addresses']);
   });
 
   it('rejects several hosts on plain TCP ports unless resolution is NONE', () => {
-    assertErrors('hosts: [a.example.com, b.example.com]\nresolution: DNS\nports: [{number: 3306, name: mysql, protocol: MYSQL}]', ['spec.ports[0]']);
+    assertErrors('hosts: [a.example.com, b.example.com]\nresolution: DNS\nports: [{number: 3306, name: mysql, protocol: MYSQL}]', [
+      'spec.ports[0]',
+    ]);
     assertErrors('hosts: [a.example.com, b.example.com]\nresolution: NONE\nports: [{number: 3306, name: mysql, protocol: MYSQL}]', []);
   });
 

@@ -86,7 +86,13 @@ describe('Sidecar validation', () => {
       - port: {number: 9082, protocol: HTTP, name: http4}
         defaultEndpoint: unix://relative
       `,
-      ['spec.ingress[0].port', 'spec.ingress[1].defaultEndpoint', 'spec.ingress[2].defaultEndpoint', 'spec.ingress[4].port.number', 'spec.ingress[4].defaultEndpoint'],
+      [
+        'spec.ingress[0].port',
+        'spec.ingress[1].defaultEndpoint',
+        'spec.ingress[2].defaultEndpoint',
+        'spec.ingress[4].port.number',
+        'spec.ingress[4].defaultEndpoint',
+      ],
     );
   });
 
@@ -106,8 +112,12 @@ describe('Sidecar validation', () => {
 
   it('checks the outbound traffic policy: mode enum, egressProxy only with ALLOW_ANY', () => {
     assertErrors('outboundTrafficPolicy: {mode: DENY_ALL}', ['spec.outboundTrafficPolicy.mode']);
-    assertErrors('outboundTrafficPolicy: {mode: REGISTRY_ONLY, egressProxy: {host: proxy.example.com, port: {number: 3128}}}', ['spec.outboundTrafficPolicy.egressProxy']);
-    assertErrors('outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: proxy.example.com}}', ['spec.outboundTrafficPolicy.egressProxy.port']);
+    assertErrors('outboundTrafficPolicy: {mode: REGISTRY_ONLY, egressProxy: {host: proxy.example.com, port: {number: 3128}}}', [
+      'spec.outboundTrafficPolicy.egressProxy',
+    ]);
+    assertErrors('outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: proxy.example.com}}', [
+      'spec.outboundTrafficPolicy.egressProxy.port',
+    ]);
     assertErrors('outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: proxy.example.com, port: {number: 3128}}}', []);
   });
 

@@ -85,10 +85,13 @@ describe('VirtualService validation', () => {
         `,
         [],
       );
-      assertErrors(`
+      assertErrors(
+        `
         hosts: ["10.0.0.1"]
         http: [{route: [{destination: {host: reviews}}]}]
-      `, []);
+      `,
+        [],
+      );
     });
 
     it('treats a VirtualService without hosts as a delegate: no gateways, tcp or tls', () => {
@@ -100,9 +103,12 @@ describe('VirtualService validation', () => {
         `,
         ['spec.gateways', 'spec.tcp'],
       );
-      assertErrors(`
+      assertErrors(
+        `
         http: [{route: [{destination: {host: reviews}}]}]
-      `, []);
+      `,
+        [],
+      );
     });
 
     it('checks gateway references: name, namespace/name, mesh', () => {
@@ -247,7 +253,12 @@ describe('VirtualService validation', () => {
           - port: 0
           route: [{destination: {host: reviews}}]
         `,
-        ['spec.http[0].match[0].port', 'spec.http[0].match[0].sourceLabels["app/"]', 'spec.http[0].match[0].sourceLabels.version', 'spec.http[0].match[0].sourceNamespace'],
+        [
+          'spec.http[0].match[0].port',
+          'spec.http[0].match[0].sourceLabels["app/"]',
+          'spec.http[0].match[0].sourceLabels.version',
+          'spec.http[0].match[0].sourceNamespace',
+        ],
       );
     });
 
@@ -257,7 +268,10 @@ describe('VirtualService validation', () => {
       assertErrors(`hosts: [reviews]\nhttp:\n${specs}`, []);
       const bad = ['5', '0s', '0.5ms', '1500us', '-1s', '1d', 'soon', ''];
       const badSpecs = bad.map((d) => `- {timeout: "${d}", route: [{destination: {host: reviews}}]}`).join('\n');
-      assertErrors(`hosts: [reviews]\nhttp:\n${badSpecs}`, bad.map((_, i) => `spec.http[${i}].timeout`));
+      assertErrors(
+        `hosts: [reviews]\nhttp:\n${badSpecs}`,
+        bad.map((_, i) => `spec.http[${i}].timeout`),
+      );
     });
 
     it('checks retries: attempts, retryOn policies and status codes, perTryTimeout', () => {
@@ -274,7 +288,12 @@ describe('VirtualService validation', () => {
         - retries: {attempts: 2, retryOn: "5xx, reset", perTryTimeout: 0ms}
           route: [{destination: {host: reviews}}]
         `,
-        ['spec.http[1].retries.attempts', 'spec.http[2].retries.attempts', 'spec.http[3].retries.perTryTimeout', 'spec.http[3].retries.retryOn'],
+        [
+          'spec.http[1].retries.attempts',
+          'spec.http[2].retries.attempts',
+          'spec.http[3].retries.perTryTimeout',
+          'spec.http[3].retries.retryOn',
+        ],
       );
     });
 
@@ -409,15 +428,21 @@ describe('VirtualService validation', () => {
 
     it('allows JWT claim routing only on gateways', () => {
       const header = '{"@request.auth.claims.groups": {exact: admin}}';
-      assertErrors(`
+      assertErrors(
+        `
         hosts: [reviews]
         http: [{match: [{headers: ${header}}], route: [{destination: {host: reviews}}]}]
-      `, ['spec.http[0].match[0].headers["@request.auth.claims.groups"]']);
-      assertErrors(`
+      `,
+        ['spec.http[0].match[0].headers["@request.auth.claims.groups"]'],
+      );
+      assertErrors(
+        `
         hosts: [reviews.example.com]
         gateways: [ingress]
         http: [{match: [{headers: ${header}}], route: [{destination: {host: reviews}}]}]
-      `, []);
+      `,
+        [],
+      );
     });
 
     it('warns about rules that can never match (IST0130, IST0131)', () => {
@@ -462,7 +487,13 @@ describe('VirtualService validation', () => {
         - match: [{sniHosts: [login.bookinfo.com], destinationSubnets: [10.0.0.0/33]}]
         - route: [{destination: {host: login.prod.svc.cluster.local}}]
         `,
-        ['spec.tls[0].match[0].sniHosts', 'spec.tls[2].match[0].destinationSubnets[0]', 'spec.tls[2].route', 'spec.tls[3].match', 'spec.tls[1].match[0].sniHosts[0]'],
+        [
+          'spec.tls[0].match[0].sniHosts',
+          'spec.tls[2].match[0].destinationSubnets[0]',
+          'spec.tls[2].route',
+          'spec.tls[3].match',
+          'spec.tls[1].match[0].sniHosts[0]',
+        ],
       );
     });
 

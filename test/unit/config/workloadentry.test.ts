@@ -14,7 +14,10 @@ describe('WorkloadEntry validation', () => {
     const results = checkAll(fixture('istio-docs/workload-entry.yaml'));
     assert.equal(results.length, 3);
     for (const result of results) assert.deepEqual(result.errors, []);
-    assert.deepEqual(results.map((r) => paths(r.warnings)), [[], [], ['spec.address']]);
+    assert.deepEqual(
+      results.map((r) => paths(r.warnings)),
+      [[], [], ['spec.address']],
+    );
   });
 
   it('requires an address (IP, host name or unix socket) unless a network is given', () => {

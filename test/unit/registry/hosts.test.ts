@@ -7,8 +7,11 @@ describe('toFqdn (Istio ResolveShortnameToFQDN)', () => {
   it('resolves names with no dot in the given namespace', () => {
     assert.equal(toFqdn('reviews', 'bookinfo', 'cluster.local'), 'reviews.bookinfo.svc.cluster.local');
   });
-  it('treats name.ns as a service in ns', () => {
-    assert.equal(toFqdn('reviews.prod', 'bookinfo', 'cluster.local'), 'reviews.prod.svc.cluster.local');
+  it('leaves name.ns as written, as Istio does (only dot-less names are short)', () => {
+    assert.equal(toFqdn('reviews.prod', 'bookinfo', 'cluster.local'), 'reviews.prod');
+  });
+  it('leaves IP addresses alone', () => {
+    assert.equal(toFqdn('::1', 'x', 'cluster.local'), '::1');
   });
   it('leaves other names and wildcards unchanged', () => {
     assert.equal(toFqdn('reviews.prod.svc.cluster.local', 'x', 'cluster.local'), 'reviews.prod.svc.cluster.local');

@@ -36,10 +36,10 @@ spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 `;
 
-function translate(labels: Record<string, string>, workload: string) {
+function translate(labels: Record<string, string>, workload: string, ip = '127.0.10.40') {
   const snapshot = createSnapshot({ sequence: 1, reason: 't', resources: parseResources(MESH), meshConfig: DEFAULT_MESH_CONFIG });
   const proxy = parseProxyNode({
-    id: `sidecar~127.0.10.40~${workload}.default~default.svc.cluster.local`,
+    id: `sidecar~${ip}~${workload}.default~default.svc.cluster.local`,
     metadata: { LABELS: labels, WORKLOAD_NAME: workload },
   });
   return translateForProxy(snapshot, proxy);
@@ -79,8 +79,13 @@ describe('sidecar listeners', () => {
     assert.equal(vo.filter_chains[1].filters[0].typed_config.cluster, 'BlackHoleCluster');
   });
 
+  it('finds the workload by address when the name is unknown', () => {
+    const out = translate({ app: 'legacy' }, 'not-a-workload-entry');
+    assert.ok(out[TypeUrl.Listener].has('virtualInbound'));
+  });
+
   it('leaves other workloads unscoped, and emits no virtualInbound for a proxy that serves nothing', () => {
-    const out = translate({ app: 'client' }, 'client-1');
+    const out = translate({ app: 'client' }, 'client-1', '127.0.10.99');
     assert.ok(out[TypeUrl.Cluster].has('outbound|80||other.default.svc.cluster.local'));
     assert.equal(out[TypeUrl.Listener].has('virtualInbound'), false);
   });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { envoyProtoRoot, encodeResource } from '../../../src/xds/protos';
+import { decodeResource, encodeResource } from '../../../src/xds/protos';
 import type { GeneratedResources } from '../../../src/xds/translate';
 
 /** Plain-JSON form of generated resources: `{typeUrl: {name: resource}}`. */
@@ -16,8 +16,7 @@ export function toPlain(generated: GeneratedResources): Record<string, Record<st
 }
 
 function decodeWithDefaults(typeUrl: string, bytes: Uint8Array): unknown {
-  const type = envoyProtoRoot().lookupType(typeUrl.slice('type.googleapis.com/'.length));
-  return type.toObject(type.decode(bytes), { longs: Number, enums: String, json: true, defaults: true, oneofs: false });
+  return decodeResource(typeUrl, bytes, { defaults: true });
 }
 
 /** Every key of `expected` is in `actual` with an equal value (recursively); arrays match in full. */
@@ -55,9 +54,8 @@ export function assertEncodable(generated: GeneratedResources): void {
   }
 }
 
-// grpc-js-xds decodes with the same protobufjs module, and ../protos.ts installs JSON-form
-// wrappers on it process-wide (Duration as "1s", UInt32Value as a number), which would skew
-// grpc-js-xds's own checks. So its validators run in a clean child process.
+// grpc-js-xds's validators run in a child process, as its client would: registering its filters
+// and LB policies is process-wide and must not leak into the other tests.
 const GRPC_VALIDATOR_SCRIPT = `
 require('@grpc/grpc-js-xds').register(); // registers the HTTP filters and LB policies, as a client does
 const base = '@grpc/grpc-js-xds/build/src/xds-resource-type/';

@@ -4,12 +4,20 @@ import { describe, it } from 'node:test';
 import type { MeshService } from '../../../src/registry/types';
 import { retryPolicy, translateRouteMatch, virtualHostDomains } from '../../../src/xds/translate/routes';
 
+const PREVIOUS_HOSTS = [
+  {
+    name: 'envoy.retry_host_predicates.previous_hosts',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' },
+  },
+];
+
 describe('retryPolicy (Istio retry.ConvertPolicy)', () => {
   it("uses Istio's default policy when retries are unset", () => {
     assert.deepEqual(retryPolicy(undefined), {
       retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
       num_retries: 2,
       retriable_status_codes: [503],
+      retry_host_predicate: PREVIOUS_HOSTS,
       host_selection_retry_max_attempts: 5,
     });
   });
@@ -21,6 +29,7 @@ describe('retryPolicy (Istio retry.ConvertPolicy)', () => {
       retry_on: '5xx,retriable-status-codes',
       num_retries: 3,
       retriable_status_codes: [502, 504],
+      retry_host_predicate: PREVIOUS_HOSTS,
       host_selection_retry_max_attempts: 5,
       per_try_timeout: '2s',
     });
