@@ -87,8 +87,8 @@ spec:
   - {name: dns, port: 5, protocol: UDP}
   - {name: mysql-primary, port: 6}
   - {name: custom, port: 7}
-  - {port: 22}
-  - {name: HTTPS, port: 8}
+  - {name: tcp-ssh, port: 22}
+  - {name: https-admin, port: 8}
 `);
     const protocols = reg.services.get('p.default.svc.cluster.local')?.ports.map((p) => `${p.port}:${p.protocol}`);
     assert.deepEqual(protocols, ['1:HTTP', '2:GRPC-WEB', '3:HTTP2', '4:HTTP2', '5:UDP', '6:MYSQL', '7:UNKNOWN', '22:TCP', '8:HTTPS']);

@@ -1,42 +1,27 @@
-// Test-support loader for golden cases: Istio YAML (multi-document) -> ConfigResource[] and
-// proxy.json -> ProxyNode. Kept small and separate so it can switch to the real parser later.
+// Test-support loader for golden cases: Istio YAML (multi-document) -> ConfigResource[] through
+// the real parser and validator (a fixture Istio would reject fails loudly), and proxy.json ->
+// ProxyNode.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import type { ConfigResource, ResourceKind } from '../../../src/config/resources';
+import { parseYamlDocuments } from '../../../src/config/parse';
+import { formatProblem } from '../../../src/config/problems';
+import type { ConfigResource } from '../../../src/config/resources';
+import { validateResource } from '../../../src/config/validate';
 import type { ProxyNode } from '../../../src/model/proxy';
 import { createSnapshot, type MeshConfig, type MeshSnapshot } from '../../../src/model/snapshot';
 import { parseProxyNode } from '../../../src/xds/translate';
 
-const KINDS = new Set<ResourceKind>([
-  'VirtualService',
-  'DestinationRule',
-  'Gateway',
-  'ServiceEntry',
-  'WorkloadEntry',
-  'Sidecar',
-  'Service',
-  'PeerAuthentication',
-  'AuthorizationPolicy',
-  'RequestAuthentication',
-]);
-
-/** Parses Istio/Kubernetes YAML into resources (namespace defaults to `default`). */
+/** Parses and validates Istio/Kubernetes YAML; throws with every problem when any is invalid. */
 export function parseResources(text: string, file = 'in.yaml'): ConfigResource[] {
+  const { documents, problems } = parseYamlDocuments(text, { file, source: 'test' });
+  const errors = problems.filter((p) => p.severity === 'error');
   const out: ConfigResource[] = [];
-  parseAllDocuments(text).forEach((doc, index) => {
-    if (doc.errors.length) throw new Error(`${file}#${index}: ${doc.errors[0].message}`);
-    const obj = doc.toJS() as Record<string, any> | null;
-    if (!obj) return;
-    if (!KINDS.has(obj.kind)) throw new Error(`${file}#${index}: unsupported kind ${obj.kind}`);
-    out.push({
-      apiVersion: obj.apiVersion,
-      kind: obj.kind,
-      metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? 'default' },
-      spec: obj.spec ?? {},
-      origin: { source: 'test', file, document: index },
-    } as ConfigResource);
-  });
+  for (const doc of documents) {
+    const result = validateResource(doc);
+    if (result.valid) out.push(result.resource);
+    else errors.push(...(result.errors.length ? result.errors : result.warnings));
+  }
+  if (errors.length) throw new Error(`invalid fixture:\n${errors.map(formatProblem).join('\n')}`);
   return out;
 }
 
