@@ -123,7 +123,7 @@ function typesOf(responses: readonly ReceivedResponse[]): string[] {
   return responses.map((r) => r.typeUrl);
 }
 
-describe('ADS server', () => {
+describe('ADS server', { timeout: 120_000 }, () => {
   const snapshots = new SnapshotSequence();
   let harness: AdsHarness;
   const clients: AdsTestClient[] = [];

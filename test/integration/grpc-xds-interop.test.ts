@@ -53,7 +53,7 @@ function describeTally(tally: CallTally): string {
   return `${JSON.stringify(tally.byVersion)}, ${tally.failed} failed ${JSON.stringify(tally.errors)}`;
 }
 
-describe('proxyless gRPC (@grpc/grpc-js-xds) against the ADS server', () => {
+describe('proxyless gRPC (@grpc/grpc-js-xds) against the ADS server', { timeout: 90_000 }, () => {
   const snapshots = new SnapshotSequence();
   const backends: GrpcBackend[] = [];
   let harness: AdsHarness;
@@ -81,10 +81,14 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the ADS server', () => {
   });
 
   it('resolves the service over xDS and splits calls 80/20 by VirtualService weight', async (t: TestContext) => {
+    // One call first: it waits for xDS resolution, and fails fast (with the reason) if there is none.
     const started = performance.now();
-    const tally = await client.call(400);
-    t.diagnostic(`400 calls incl. xDS resolution: ${(performance.now() - started).toFixed(0)}ms, ${describeTally(tally)}`);
-    if (tally.failed > 0) t.diagnostic(`client stderr:\n${client.stderr.slice(-3000)}`);
+    const first = await client.call(1, { deadlineMs: 15_000 });
+    assert.equal(first.failed, 0, `first call failed: ${describeTally(first)}\nclient stderr:\n${client.stderr.slice(-3000)}`);
+    t.diagnostic(`xDS resolution + first call: ${(performance.now() - started).toFixed(0)}ms`);
+    const batchStarted = performance.now();
+    const tally = await client.call(400, { deadlineMs: 3000 });
+    t.diagnostic(`400 calls: ${(performance.now() - batchStarted).toFixed(0)}ms, ${describeTally(tally)}`);
     assert.equal(tally.failed, 0, `calls failed: ${describeTally(tally)}`);
     const v1 = share(tally, 'v1');
     assert.ok(Math.abs(v1 - 0.8) <= 0.08, `v1 got ${(v1 * 100).toFixed(1)}% of calls, want 80±8: ${describeTally(tally)}`);
@@ -101,7 +105,7 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the ADS server', () => {
   });
 
   it('routes every call carrying x-user: tester to v2, ahead of the weighted route', async () => {
-    const tally = await client.call(100, { metadata: { 'x-user': 'tester' } });
+    const tally = await client.call(100, { metadata: { 'x-user': 'tester' }, deadlineMs: 3000 });
     assert.equal(tally.failed, 0, `calls failed: ${describeTally(tally)}`);
     assert.deepEqual(tally.byVersion, { v2: 100 });
   });
@@ -112,7 +116,7 @@ describe('proxyless gRPC (@grpc/grpc-js-xds) against the ADS server', () => {
     harness.server.publish(change);
     await harness.server.waitForConvergence({ version: change.version, minProxies: 1, timeoutMs: 10_000 });
     const convergedMs = performance.now() - publishedAt;
-    const tally = await client.call(400);
+    const tally = await client.call(400, { deadlineMs: 3000 });
     t.diagnostic(`weight change publish->ACK ${convergedMs.toFixed(0)}ms (debounce 20ms); then ${describeTally(tally)}`);
     assert.equal(tally.failed, 0, `calls failed: ${describeTally(tally)}`);
     const v1 = share(tally, 'v1');

@@ -86,6 +86,21 @@ function readUntil(socket: net.Socket, initial: Buffer, want: string): Promise<s
   });
 }
 
+/** A websocket-ish server: completes the Upgrade handshake, then echoes raw bytes. */
+async function upgradeEcho(): Promise<{ port: number; close(): void }> {
+  const { createHash } = await import('node:crypto');
+  const http = await import('node:http');
+  const server = http.createServer((_req, res) => res.end('not an upgrade'));
+  server.on('upgrade', (req, socket: net.Socket) => {
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-path: ${req.url}\r\n\r\n`);
+    socket.on('data', (d) => socket.write(d));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
 describe('proxy protocols', () => {
   let mesh: Mesh;
   let proxy: TestProxy;
@@ -94,6 +109,8 @@ describe('proxy protocols', () => {
   let extra: { port: number; close(): void };
   let echo: { port: number; close(): void };
   let banner: { port: number; close(): void };
+  let ws: { port: number; close(): void };
+  let all: ConfigResource[];
 
   before(async () => {
     web = await startBackend('web-v1');
@@ -101,6 +118,7 @@ describe('proxy protocols', () => {
     extra = await startExtraServer();
     echo = await tcpEcho();
     banner = await tcpEcho('220 hello from the server\r\n');
+    ws = await upgradeEcho();
     const resources: ConfigResource[] = [
       ...serviceWithBackends('web', 8080, [{ backend: web }]),
       kubeService('greeter', [{ name: 'grpc', port: 50051 }], { app: 'greeter' }),
@@ -111,8 +129,11 @@ describe('proxy protocols', () => {
       workloadEntry('echo-1', { address: '127.0.0.1', labels: { app: 'echo' }, ports: { tcp: echo.port } }),
       kubeService('smtp', [{ name: 'tcp-smtp', port: 2525 }], { app: 'smtp' }),
       workloadEntry('smtp-1', { address: '127.0.0.1', labels: { app: 'smtp' }, ports: { 'tcp-smtp': banner.port } }),
+      kubeService('chat', [{ name: 'http', port: 8081 }], { app: 'chat' }),
+      workloadEntry('chat-1', { address: '127.0.0.1', labels: { app: 'chat' }, ports: { http: ws.port } }),
       virtualService('greeter', { hosts: ['greeter'], http: [{ route: [{ destination: { host: 'greeter' } }], headers: { response: { set: { 'x-via': 'weft' } } } }] }),
     ];
+    all = resources;
     mesh = await startMesh(resources);
     proxy = await startTestProxy(mesh, { name: 'client', address: '127.0.0.1' });
   });
@@ -125,6 +146,23 @@ describe('proxy protocols', () => {
     extra?.close();
     echo?.close();
     banner?.close();
+    ws?.close();
+  });
+
+  it('upgrades websocket connections and carries their bytes both ways', async () => {
+    const socket = net.connect(proxy.outboundPort, '127.0.0.1');
+    try {
+      await new Promise((r) => socket.once('connect', r));
+      socket.write('GET /socket HTTP/1.1\r\nHost: chat:8081\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      const head = await readUntil(socket, Buffer.alloc(0), '\r\n\r\n');
+      assert.match(head, /^HTTP\/1\.1 101/);
+      assert.match(head, /sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
+      assert.match(head, /x-path: \/socket/);
+      socket.write('frame-bytes');
+      assert.match(await readUntil(socket, Buffer.alloc(0), 'frame-bytes'), /frame-bytes/);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('serves HTTP/2 cleartext clients (prior knowledge) and forwards to HTTP/1.1 upstreams', async () => {
@@ -205,17 +243,7 @@ describe('proxy protocols', () => {
       });
     } finally {
       client.close();
-      mesh.publish([
-        ...serviceWithBackends('web', 8080, [{ backend: web }]),
-        kubeService('greeter', [{ name: 'grpc', port: 50051 }], { app: 'greeter' }),
-        workloadEntry('greeter-1', { address: '127.0.0.1', labels: { app: 'greeter' }, ports: { grpc: greeterV1.port } }),
-        kubeService('extra', [{ name: 'grpc', port: 50052 }], { app: 'extra' }),
-        workloadEntry('extra-1', { address: '127.0.0.1', labels: { app: 'extra' }, ports: { grpc: extra.port } }),
-        kubeService('echo', [{ name: 'tcp', port: 9000 }], { app: 'echo' }),
-        workloadEntry('echo-1', { address: '127.0.0.1', labels: { app: 'echo' }, ports: { tcp: echo.port } }),
-        kubeService('smtp', [{ name: 'tcp-smtp', port: 2525 }], { app: 'smtp' }),
-        workloadEntry('smtp-1', { address: '127.0.0.1', labels: { app: 'smtp' }, ports: { 'tcp-smtp': banner.port } }),
-      ]);
+      mesh.publish(all);
       await mesh.converged();
     }
   });

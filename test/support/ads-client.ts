@@ -4,12 +4,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { decodeResource, envoyProtoRoot, PROTO_INCLUDE_DIRS, TypeUrl } from '../../src/xds/protos';
-
-// protos.ts installs process-wide protobufjs wrappers (Struct as a plain map, Duration as "1s").
-// Install them before proto-loader builds its types so node.metadata is encoded the same way
-// whichever module loads first.
-envoyProtoRoot();
+import { decodeResource, PROTO_INCLUDE_DIRS, TypeUrl } from '../../src/xds/protos';
 
 const packageDefinition = protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
   keepCase: true,
@@ -208,7 +203,7 @@ export class AdsTestClient extends EventEmitter<AdsTestClientEvents> {
     };
     if (request.errorMessage !== undefined) message.error_detail = { code: grpc.status.INVALID_ARGUMENT, message: request.errorMessage };
     if (!this.nodeSent) {
-      message.node = { id: this.options.node.id, metadata: this.options.node.metadata ?? {} };
+      message.node = { id: this.options.node.id, metadata: toStruct(this.options.node.metadata ?? {}) };
       this.nodeSent = true;
     }
     this.stream.write(message);
@@ -263,6 +258,22 @@ export class AdsTestClient extends EventEmitter<AdsTestClientEvents> {
     if (!current && names.length === 0) return;
     this.subscribe(dependent, names);
   }
+}
+
+/**
+ * google.protobuf.Struct in the object form proto-loader encodes. protobufjs defines the
+ * well-known types with camelCase field names (stringValue), whatever keepCase says.
+ */
+function toStruct(map: Record<string, unknown>): { fields: Record<string, unknown> } {
+  const value = (v: unknown): Record<string, unknown> => {
+    if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+    if (typeof v === 'string') return { stringValue: v };
+    if (typeof v === 'number') return { numberValue: v };
+    if (typeof v === 'boolean') return { boolValue: v };
+    if (Array.isArray(v)) return { listValue: { values: v.map(value) } };
+    return { structValue: toStruct(v as Record<string, unknown>) };
+  };
+  return { fields: Object.fromEntries(Object.entries(map).map(([k, v]) => [k, value(v)])) };
 }
 
 /** The xDS name of a decoded resource: ClusterLoadAssignment names itself by cluster_name. */

@@ -60,7 +60,7 @@ function main(): void {
       while (remaining > 0) {
         remaining--;
         try {
-          const answer = await callOnce(metadata, command.deadlineMs ?? 10_000);
+          const answer = await callOnce(metadata, command.deadlineMs ?? 5000);
           tally.byVersion[answer.version] = (tally.byVersion[answer.version] ?? 0) + 1;
         } catch (err) {
           const e = err as grpc.ServiceError;

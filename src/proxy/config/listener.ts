@@ -274,14 +274,20 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
     useRemoteAddress: wrapped<boolean>(h.use_remote_address) === true,
     xffNumTrustedHops: Number(h.xff_num_trusted_hops ?? 0),
     skipXffAppend: h.skip_xff_append === true,
-    streamIdleTimeoutMs: durationMs(h.stream_idle_timeout, problems, join(path, 'stream_idle_timeout')) ?? 300_000,
-    requestTimeoutMs: durationMs(h.request_timeout, problems, join(path, 'request_timeout')) ?? 0,
+    streamIdleTimeoutMs: notYet(durationMs(h.stream_idle_timeout, problems, join(path, 'stream_idle_timeout')), problems, join(path, 'stream_idle_timeout')),
+    requestTimeoutMs: notYet(durationMs(h.request_timeout, problems, join(path, 'request_timeout')), problems, join(path, 'request_timeout')),
     idleTimeoutMs: durationMs(common.idle_timeout, problems, join(path, 'common_http_protocol_options.idle_timeout')) ?? 3_600_000,
     serverName: h.server_name || undefined,
     serverHeader: serverHeaders[h.server_header_transformation ?? 'OVERWRITE'] ?? 'overwrite',
     websocket,
     accessLogs: compileAccessLogs(h.access_log, problems, path),
   };
+}
+
+/** Stream timers the proxy does not run yet: only absent or 0 (disabled) is accepted. */
+function notYet(ms: number | undefined, problems: Problems, path: string): number {
+  if (ms) problems.add(path, 'a non-zero value is not supported by the Weft proxy yet (use the route timeout)');
+  return 0;
 }
 
 function compileTcpProxy(t: Json, problems: Problems, path: string): TcpProxyConfig {

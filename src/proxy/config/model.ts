@@ -278,9 +278,10 @@ export interface HttpConnectionManagerConfig {
   useRemoteAddress: boolean;
   xffNumTrustedHops: number;
   skipXffAppend: boolean;
-  /** 0 disables. */
+  /** Always 0: non-zero values are refused until the proxy runs these timers. */
   streamIdleTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Idle keep-alive connections close after this (Envoy default 1h). */
   idleTimeoutMs: number;
   serverName?: string;
   serverHeader: 'overwrite' | 'append-if-absent' | 'pass-through';

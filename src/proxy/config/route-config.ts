@@ -279,7 +279,7 @@ function compileForward(a: Json, problems: Problems, path: string, routeCors: { 
     weighted: a.weighted_clusters ? compileWeightedClusters(a.weighted_clusters, problems, join(path, 'weighted_clusters')) : undefined,
     clusterNotFoundStatus,
     timeoutMs: timeoutMs ?? DEFAULT_ROUTE_TIMEOUT_MS,
-    idleTimeoutMs: durationMs(a.idle_timeout, problems, join(path, 'idle_timeout')) ?? 0,
+    idleTimeoutMs: noIdleTimeout(durationMs(a.idle_timeout, problems, join(path, 'idle_timeout')), problems, join(path, 'idle_timeout')),
     retry: a.retry_policy ? compileRetryPolicy(a.retry_policy, problems, join(path, 'retry_policy')) : undefined,
     hashPolicies: ((a.hash_policy ?? []) as Json[])
       .map((h, i) => compileHashPolicy(h, problems, join(join(path, 'hash_policy'), i)))
@@ -295,6 +295,11 @@ function compileForward(a: Json, problems: Problems, path: string, routeCors: { 
     upgrades,
     grpcTimeout,
   };
+}
+
+function noIdleTimeout(ms: number | undefined, problems: Problems, path: string): number {
+  if (ms) problems.add(path, 'a non-zero route idle_timeout is not supported by the Weft proxy yet (use timeout)');
+  return 0;
 }
 
 function compileRedirect(r: Json, problems: Problems, path: string): RedirectAction {

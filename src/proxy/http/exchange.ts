@@ -2,7 +2,8 @@
 // (node:http2 core streams), so routing and forwarding are written once.
 import type * as http from 'node:http';
 import * as http2 from 'node:http2';
-import type { Readable } from 'node:stream';
+import type * as net from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 
 export type DownstreamProtocol = 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
 
@@ -36,6 +37,10 @@ export interface Exchange {
   onDrain(callback: () => void): void;
   /** Called once if the client goes away before the response completed. */
   onAbort(callback: () => void): void;
+  /** The protocol the client asked to switch to (e.g. websocket), when it can be honoured. */
+  readonly upgradeProtocol?: string;
+  /** 101 Switching Protocols from the upstream: send the head, then join the two streams. */
+  upgrade?(status: number, headers: string[], upstream: Duplex): void;
 }
 
 function listToObject(list: string[], into: Record<string, string | string[]>): void {
@@ -60,14 +65,21 @@ export class Http1Exchange implements Exchange {
   readonly localAddress: string;
   readonly localPort: number;
   readonly body: Readable | null;
+  readonly upgradeProtocol?: string;
   private sent = 0;
   private abortCallback: (() => void) | null = null;
   private finished = false;
 
+  /**
+   * `upgrade`: the raw socket of an Upgrade request (node:http hands those over detached from
+   * its parser); the response then goes out on that socket and the connection closes after it.
+   */
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
+    private readonly upgradeSocket?: { socket: net.Socket; head: Buffer; protocol: string },
   ) {
+    this.upgradeProtocol = upgradeSocket?.protocol;
     this.protocol = req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
     this.method = req.method ?? 'GET';
     this.target = req.url ?? '/';
@@ -132,6 +144,27 @@ export class Http1Exchange implements Exchange {
 
   onAbort(callback: () => void): void {
     this.abortCallback = callback;
+  }
+
+  upgrade(status: number, headers: string[], upstream: Duplex): void {
+    const u = this.upgradeSocket;
+    if (!u) {
+      upstream.destroy();
+      return;
+    }
+    this.finished = true;
+    this.res.detachSocket(u.socket);
+    let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
+    for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    head += 'connection: Upgrade\r\n';
+    if (this.upgradeProtocol) head += `upgrade: ${this.upgradeProtocol}\r\n`;
+    u.socket.write(head + '\r\n');
+    if (u.head.length) upstream.write(u.head);
+    u.socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => u.socket.destroy());
+    u.socket.pipe(upstream);
+    upstream.pipe(u.socket);
+    u.socket.resume();
   }
 }
 

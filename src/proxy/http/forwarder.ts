@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { ForwardAction, MirrorPolicy, RetryPolicy } from '../config/model';
 import { combineHashes, murmur3 } from '../upstream/hash';
 import type { Host } from '../upstream/host';
-import { HOP_BY_HOP, type UpstreamCall, type UpstreamFailure, type UpstreamHandler, type UpstreamRequest } from '../upstream/upstream-call';
+import { HOP_BY_HOP, UpstreamFailure as UpstreamFailureImpl, type UpstreamCall, type UpstreamFailure, type UpstreamHandler, type UpstreamRequest } from '../upstream/upstream-call';
 import type { UpstreamCluster } from '../upstream/upstream-cluster';
 import { applyRequestEdits, getHeader } from './header-mutation';
 import type { HttpStream } from './http-stream';
@@ -53,6 +53,10 @@ class Attempt implements UpstreamHandler {
   }
   onError(failure: UpstreamFailure): void {
     if (!this.finished) this.f.onError(this, failure);
+  }
+  onUpgrade(status: number, headers: string[], socket: import('node:stream').Duplex): void {
+    if (this.finished) socket.destroy();
+    else this.f.onUpgrade(this, status, headers, socket);
   }
 }
 
@@ -191,6 +195,9 @@ export class Forwarder {
     if (s.vh) applyRequestEdits(h, s.vh.requestHeaders, s);
     if (s.rc) applyRequestEdits(h, s.rc.requestHeaders, s);
     if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = s.scheme;
+    // Upgrades (websocket) the HCM or the route allows; others are forwarded as plain requests.
+    const up = s.exchange.upgradeProtocol;
+    if (up && (up === 'websocket' ? s.hcm.websocket || a.upgrades.has('websocket') : a.upgrades.has(up))) this.request.upgrade = up;
     if (s.hcm.useRemoteAddress && !s.hcm.skipXffAppend && s.remoteAddress) appendHeader(h, 'x-forwarded-for', s.remoteAddress, ',');
     // Body: replayable when a retry or a mirror may need it again.
     const body = s.exchange.body;
@@ -407,6 +414,29 @@ export class Forwarder {
       list.push('content-length', '0');
     }
     s.exchange.respond(status, list, endStream);
+  }
+
+  /** The upstream switched protocols: join the streams; timeouts no longer apply. */
+  onUpgrade(a: Attempt, status: number, headers: string[], socket: import('node:stream').Duplex): void {
+    const s = this.s;
+    this.clearTimers();
+    if (a.perTryTimer) clearTimeout(a.perTryTimer);
+    a.perTryTimer = null;
+    this.responded = true;
+    s.upstreamHost = a.host.key;
+    s.status = status;
+    s.details = 'via_upstream';
+    if (!s.exchange.upgrade) {
+      socket.destroy();
+      this.endAttempt(a, { failure: new UpstreamFailureImpl('protocol-error', 'upgrade on a stream that cannot switch', false) });
+      s.finish(502);
+      return;
+    }
+    s.exchange.upgrade(status, headers, socket);
+    socket.once('close', () => {
+      this.endAttempt(a, { status });
+      s.finish(status);
+    });
   }
 
   onData(a: Attempt, chunk: Buffer): boolean {

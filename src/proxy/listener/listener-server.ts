@@ -67,16 +67,31 @@ export class ListenerServer {
   private readonly chainCache = new WeakMap<CompiledListener, Map<string, CompiledFilterChain | null>>();
   private readonly synthesized = new WeakMap<CompiledFilterChain, HttpConnectionManagerConfig>();
 
+  private current: CompiledListener;
+
+  get config(): CompiledListener {
+    return this.current;
+  }
+
+  /** A new listener generation: later requests (even on open connections) use it. */
+  set config(next: CompiledListener) {
+    this.current = next;
+    this.applyIdleTimeout();
+  }
+
   constructor(
-    public config: CompiledListener,
+    initial: CompiledListener,
     readonly bindAddress: string,
     readonly bindPort: number,
     private readonly deps: ListenerDependencies,
   ) {
+    this.current = initial;
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
     this.h1 = http.createServer({ keepAliveTimeout: 60_000, headersTimeout: 60_000, requestTimeout: 0 });
+    this.applyIdleTimeout();
     this.h1.on('request', (req, res) => this.onHttp1Request(req, res));
     this.h1.on('connect', (req, socket, head) => this.onConnect(req, socket as net.Socket, head));
+    this.h1.on('upgrade', (req, socket, head) => this.onHttp1Upgrade(req, socket as net.Socket, head));
     this.h1.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       else socket.destroy();
@@ -88,6 +103,15 @@ export class ListenerServer {
       if (this.draining) session.close();
     });
     this.h2.on('stream', (stream, headers, flags) => this.onHttp2Stream(stream, headers, flags));
+  }
+
+  /** HCM idle_timeout (Envoy default 1h) as node:http's keep-alive timeout. */
+  private applyIdleTimeout(): void {
+    let idle = 0;
+    for (const c of [...this.current.filterChains, ...(this.current.defaultFilterChain ? [this.current.defaultFilterChain] : [])]) {
+      if (c.terminal.kind === 'http') idle = Math.max(idle, c.terminal.idleTimeoutMs);
+    }
+    if (idle > 0 && this.h1) this.h1.keepAliveTimeout = idle;
   }
 
   get port(): number {
@@ -329,6 +353,26 @@ export class ListenerServer {
     const exchange = new Http1Exchange(req, res);
     if (this.draining) res.shouldKeepAlive = false;
     const hcm = this.hcmFor(req.socket, ['http/1.1']);
+    if (!hcm) {
+      noChain(exchange);
+      return;
+    }
+    new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
+  }
+
+  /**
+   * An HTTP/1.1 Upgrade request (node:http detaches the socket for these). websocket goes through
+   * the router as an upgrade; any other protocol (h2c) is answered as plain HTTP/1.1, then closed.
+   */
+  private onHttp1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.once('finish', () => socket.end());
+    const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    const exchange = new Http1Exchange(req, res, protocol === 'websocket' ? { socket, head, protocol } : undefined);
+    const hcm = this.hcmFor((req.socket ?? socket) as net.Socket, ['http/1.1']);
     if (!hcm) {
       noChain(exchange);
       return;

@@ -108,8 +108,7 @@ class Http1Call implements UpstreamCall {
       socket.destroy();
       return;
     }
-    const headers: string[] = [];
-    for (let i = 0; i + 1 < rawHeaders.length; i += 2) headers.push(rawHeaders[i].toString().toLowerCase(), rawHeaders[i + 1].toString());
+    const headers = rawHeadersToList(rawHeaders);
     if (this.handler.onUpgrade) this.handler.onUpgrade(statusCode, headers, socket);
     else socket.destroy();
   }

@@ -3,7 +3,7 @@
 // bytes encodeResource produced (and cached), never a re-serialised copy.
 import type * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
-import { envoyProtoRoot } from '../protos';
+import { decodeResource, encodeResource, envoyProtoRoot } from '../protos';
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const ADS_STREAM_METHOD_PATH = `/${ADS_SERVICE_NAME}/StreamAggregatedResources`;
@@ -42,32 +42,25 @@ export interface DiscoveryResponse {
   control_plane?: { identifier: string };
 }
 
-let requestType: protobuf.Type | undefined;
+const DISCOVERY_REQUEST = 'envoy.service.discovery.v3.DiscoveryRequest';
 let responseType: protobuf.Type | undefined;
 
-function discoveryTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  if (!requestType || !responseType) {
-    const root = envoyProtoRoot();
-    requestType = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
-    responseType = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
-  }
-  return { request: requestType, response: responseType };
+function discoveryResponseType(): protobuf.Type {
+  responseType ??= envoyProtoRoot().lookupType('envoy.service.discovery.v3.DiscoveryResponse');
+  return responseType;
 }
 
-const REQUEST_CONVERSION: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: false, json: true };
-
+/** Decodes a request into the JSON form (node.metadata as a plain map, as Envoy's JSON shows it). */
 export function decodeDiscoveryRequest(bytes: Buffer): DiscoveryRequest {
-  const { request } = discoveryTypes();
   try {
-    return request.toObject(request.decode(bytes), REQUEST_CONVERSION) as DiscoveryRequest;
+    return decodeResource<DiscoveryRequest>(DISCOVERY_REQUEST, bytes);
   } catch (err) {
     throw new Error(`cannot decode DiscoveryRequest (${bytes.length} bytes): ${(err as Error).message}`);
   }
 }
 
 export function encodeDiscoveryRequest(message: DiscoveryRequest): Buffer {
-  const { request } = discoveryTypes();
-  return Buffer.from(request.encode(request.fromObject(message)).finish());
+  return Buffer.from(encodeResource(DISCOVERY_REQUEST, message));
 }
 
 /**
@@ -75,13 +68,12 @@ export function encodeDiscoveryRequest(message: DiscoveryRequest): Buffer {
  * bytes as they are, with no JSON round trip.
  */
 export function encodeDiscoveryResponse(message: DiscoveryResponse): Buffer {
-  const { response } = discoveryTypes();
+  const response = discoveryResponseType();
   return Buffer.from(response.encode(message as unknown as protobuf.Message).finish());
 }
 
 export function decodeDiscoveryResponse(bytes: Buffer): DiscoveryResponse {
-  const { response } = discoveryTypes();
-  const decoded = response.decode(bytes) as unknown as {
+  const decoded = discoveryResponseType().decode(bytes) as unknown as {
     version_info?: string;
     type_url?: string;
     nonce?: string;
