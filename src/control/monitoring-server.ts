@@ -62,11 +62,28 @@ function buildRoutes(cp: ControlPlane): Record<string, Handler> {
   };
 }
 
+const WORKLOAD_PATH = /^\/api\/v1\/workloads\/([^/]+)\/([^/]+)$/;
+
+/** Routes with parameters in the path. */
+function prefixRoute(cp: ControlPlane, pathname: string): Handler | undefined {
+  const workload = WORKLOAD_PATH.exec(pathname);
+  if (workload) {
+    // What a proxy needs to start for a WorkloadEntry: address, labels, service account, ports.
+    return () => {
+      const [namespace, name] = [decodeURIComponent(workload[1]), decodeURIComponent(workload[2])];
+      const found = cp.current()?.registry.workloads.get(`${namespace}/${name}`);
+      if (!found) return json({ error: `WorkloadEntry ${namespace}/${name} not found`, hint: 'declare it in the config directory first' }, 404);
+      return json(found);
+    };
+  }
+  return undefined;
+}
+
 export function startMonitoringServer(cp: ControlPlane, address: string): Promise<MonitoringServer> {
   const routes = buildRoutes(cp);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const handler = routes[url.pathname];
+    const handler = routes[url.pathname] ?? prefixRoute(cp, url.pathname);
     if (!handler) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${url.pathname}\n`);
       return;

@@ -164,6 +164,16 @@ describe('control plane with a watched config directory', () => {
     assert.ok(configz.warnings.some((w: { message: string }) => /Frobnicator/.test(w.message)));
   });
 
+  it('tells a starting proxy about its WorkloadEntry, and answers 404 for an unknown one', async () => {
+    const workload = await getJson(cp.httpPort, '/api/v1/workloads/default/reviews-v2');
+    assert.equal(workload.address, '127.0.10.4');
+    assert.equal(workload.serviceAccount, 'bookinfo-reviews');
+    assert.deepEqual(workload.labels, { app: 'reviews', version: 'v2' });
+    const missing = await fetch(`http://127.0.0.1:${cp.httpPort}/api/v1/workloads/default/nope`);
+    assert.equal(missing.status, 404);
+    assert.match((await missing.json()).error, /default\/nope not found/);
+  });
+
   it('serves Prometheus metrics and snapshot history', async () => {
     const res = await fetch(`http://127.0.0.1:${cp.httpPort}/metrics`);
     const text = await res.text();
