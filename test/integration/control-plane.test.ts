@@ -171,7 +171,7 @@ describe('control plane with a watched config directory', () => {
     assert.deepEqual(workload.labels, { app: 'reviews', version: 'v2' });
     const missing = await fetch(`http://127.0.0.1:${cp.httpPort}/api/v1/workloads/default/nope`);
     assert.equal(missing.status, 404);
-    assert.match((await missing.json()).error, /default\/nope not found/);
+    assert.match(((await missing.json()) as { error: string }).error, /default\/nope not found/);
   });
 
   it('serves Prometheus metrics and snapshot history', async () => {
