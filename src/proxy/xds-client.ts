@@ -159,7 +159,12 @@ export class XdsClient {
     if (this.closed) return;
     const stream = this.client.StreamAggregatedResources();
     this.stream = stream;
-    for (const s of this.states.values()) s.requested = false;
+    // A new stream starts fresh: nonces of the old one mean nothing to the server; the versions
+    // we hold tell it what we already have.
+    for (const s of this.states.values()) {
+      s.requested = false;
+      s.nonce = '';
+    }
     stream.on('data', (response: Json) => {
       if (this.stream !== stream) return;
       this.markConnected(true);

@@ -43,13 +43,22 @@ function unary(client: grpc.Client, path: string, body: Buffer, metadata = new g
 }
 
 async function tcpEcho(banner?: string): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
     if (banner) s.write(banner);
     s.on('data', (d) => s.write(d));
     s.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 /** Opens a CONNECT tunnel through the proxy; resolves with the socket once established. */
@@ -97,8 +106,19 @@ async function upgradeEcho(): Promise<{ port: number; close(): void }> {
     socket.on('data', (d) => socket.write(d));
     socket.on('error', () => undefined);
   });
+  const sockets = new Set<net.Socket>();
+  server.on('upgrade', (_req, socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 describe('proxy protocols', () => {

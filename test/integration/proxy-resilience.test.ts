@@ -120,18 +120,18 @@ describe('proxy resilience', () => {
   it('a per-try timeout moves the request to another endpoint', async () => {
     const slowOne = await backend('pt-slow');
     const fastOne = await backend('pt-fast');
-    slow(slowOne, 2000);
+    slow(slowOne, 5000);
     await configure([
       ...serviceWithBackends('pertry', 8080, [{ backend: slowOne }, { backend: fastOne }]),
       destinationRule('pertry', { host: 'pertry', trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } }),
-      virtualService('pertry', { hosts: ['pertry'], http: [{ route: [{ destination: { host: 'pertry' } }], retries: { attempts: 2, perTryTimeout: '0.1s', retryOn: '5xx' } }] }),
+      virtualService('pertry', { hosts: ['pertry'], http: [{ route: [{ destination: { host: 'pertry' } }], retries: { attempts: 2, perTryTimeout: '0.3s', retryOn: '5xx' } }] }),
     ]);
     for (let i = 0; i < 6; i++) {
       const start = Date.now();
       const r = await proxy.request('pertry:8080', '/');
       assert.equal(r.status, 200);
       assert.equal(r.json().backend, 'pt-fast');
-      assert.ok(Date.now() - start < 1500);
+      assert.ok(Date.now() - start < 4000);
     }
     assert.ok(slowOne.received.length > 0, 'the slow endpoint was tried first for some requests');
   });
@@ -166,20 +166,18 @@ describe('proxy resilience', () => {
       virtualService('delayed', { hosts: ['delayed'], http: [{ route: [{ destination: { host: 'delayed' } }], fault: { delay: { fixedDelay: '0.15s', percentage: { value: 50 } } } }] }),
     ]);
     const from = proxy.records.length;
-    const durations: number[] = [];
     await Promise.all(
       Array.from({ length: 20 }, async () => {
-        for (let i = 0; i < 10; i++) {
-          const start = Date.now();
-          assert.equal((await proxy.request('delayed:8080', '/')).status, 200);
-          durations.push(Date.now() - start);
-        }
+        for (let i = 0; i < 10; i++) assert.equal((await proxy.request('delayed:8080', '/')).status, 200);
       }),
     );
-    const delayed = durations.filter((d) => d >= 145).length / durations.length;
-    assert.ok(delayed > 0.38 && delayed < 0.62, `delayed share ${delayed}`);
-    const flagged = proxy.records.slice(from).filter((r) => r.flags.includes('DI')).length / durations.length;
-    assert.ok(Math.abs(flagged - delayed) < 0.05, `DI flags ${flagged} vs measured ${delayed}`);
+    const records = proxy.records.slice(from).filter((r) => r.upstreamCluster?.includes('delayed'));
+    assert.equal(records.length, 200);
+    const delayed = records.filter((r) => r.flags.includes('DI'));
+    const share = delayed.length / records.length;
+    assert.ok(share > 0.38 && share < 0.62, `delayed share ${share}`);
+    // Every delayed request really waited (timing is only checked from below: load can only add).
+    for (const r of delayed) assert.ok(r.durationMs >= 145, `DI request took ${r.durationMs}ms`);
   });
 
   it('the circuit breaker overflows with 503 UO (maxConnections 1, http1MaxPendingRequests 1)', async () => {

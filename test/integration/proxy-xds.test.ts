@@ -195,6 +195,23 @@ describe('proxy admin, health and draining', () => {
     assert.equal((await fetch(`http://127.0.0.1:${proxy.proxy.ports.health}/healthz/ready`)).status, 200);
   });
 
+  it('finishes in-flight requests across cluster and route updates', async () => {
+    const inflight = proxy.request('slow:8080', '/?ms=500');
+    await waitFor(() => slowBackend.received.some((r) => r.path === '/?ms=500'));
+    // New connection-pool settings make a new cluster generation (new pools); a new route too.
+    mesh.publish([
+      ...serviceWithBackends('slow', 8080, [{ backend: slowBackend }]),
+      destinationRule('slow', { host: 'slow', trafficPolicy: { connectionPool: { tcp: { maxConnections: 50, connectTimeout: '2s' } } } }),
+      virtualService('slow', { hosts: ['slow'], http: [{ route: [{ destination: { host: 'slow' } }], timeout: '10s', headers: { response: { set: { 'x-generation': '2' } } } }] }),
+    ]);
+    await mesh.converged();
+    const r = await inflight;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'done after 500');
+    const next = await proxy.request('slow:8080', '/?ms=0');
+    assert.equal(next.headers['x-generation'], '2');
+  });
+
   it('drains on close: in-flight requests finish, new connections are refused', async () => {
     const inflight = proxy.request('slow:8080', '/?ms=400');
     await waitFor(() => slowBackend.received.some((r) => r.path === '/?ms=400'));

@@ -101,7 +101,6 @@ function compileMatch(m: Json | undefined, problems: Problems, path: string): Fi
     'server_names',
     'source_type',
   ]);
-  if (match.server_names?.length) problems.add(join(path, 'server_names'), 'SNI matching needs TLS, which the Weft proxy does not support yet');
   if (match.source_type && match.source_type !== 'ANY') problems.add(join(path, 'source_type'), `source_type ${match.source_type} is not supported`);
   const transport = match.transport_protocol || undefined;
   if (transport && transport !== 'raw_buffer' && transport !== 'tls') {

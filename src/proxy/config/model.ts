@@ -98,6 +98,8 @@ export type RetryCondition =
 
 export interface RetryPolicy {
   on: ReadonlySet<RetryCondition>;
+  /** gRPC status codes the gRPC conditions (cancelled, unavailable, ...) retry. */
+  grpcStatuses: ReadonlySet<number>;
   numRetries: number;
   /** 0: no per-try timeout. */
   perTryTimeoutMs: number;

@@ -52,6 +52,15 @@ const RETRY_CONDITIONS = new Set<RetryCondition>([
   'unavailable',
 ]);
 
+/** gRPC retry conditions and the grpc-status each one retries (Envoy's router). */
+const GRPC_RETRY_STATUS: Partial<Record<RetryCondition, number>> = {
+  cancelled: 1,
+  'deadline-exceeded': 4,
+  'resource-exhausted': 8,
+  internal: 13,
+  unavailable: 14,
+};
+
 const PREVIOUS_HOSTS_TYPE = 'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
 const REDIRECT_CODES: Record<string, number> = {
@@ -107,8 +116,11 @@ export function compileRetryPolicy(r: Json, problems: Problems, path: string): R
   problems.fields(backoff, join(path, 'retry_back_off'), ['base_interval', 'max_interval']);
   const base = durationMs(backoff.base_interval, problems, join(path, 'retry_back_off.base_interval')) ?? 25;
   const max = durationMs(backoff.max_interval, problems, join(path, 'retry_back_off.max_interval')) ?? base * 10;
+  const grpcStatuses = new Set<number>();
+  for (const c of on) if (GRPC_RETRY_STATUS[c] !== undefined) grpcStatuses.add(GRPC_RETRY_STATUS[c]!);
   return {
     on,
+    grpcStatuses,
     numRetries: Number(wrapped<number>(r.num_retries) ?? 1),
     perTryTimeoutMs: durationMs(r.per_try_timeout, problems, join(path, 'per_try_timeout')) ?? 0,
     perTryIdleTimeoutMs: durationMs(r.per_try_idle_timeout, problems, join(path, 'per_try_idle_timeout')) ?? 0,

@@ -160,8 +160,11 @@ export class Http1Exchange implements Exchange {
     if (this.upgradeProtocol) head += `upgrade: ${this.upgradeProtocol}\r\n`;
     u.socket.write(head + '\r\n');
     if (u.head.length) upstream.write(u.head);
-    u.socket.on('error', () => upstream.destroy());
-    upstream.on('error', () => u.socket.destroy());
+    // Either side going away takes the other with it (a destroyed socket emits no 'end' for pipe).
+    u.socket.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    u.socket.once('close', () => upstream.destroy());
+    upstream.once('close', () => u.socket.destroy());
     u.socket.pipe(upstream);
     upstream.pipe(u.socket);
     u.socket.resume();

@@ -17,14 +17,6 @@ import { ReplayableBody } from './replayable-body';
 
 type HeaderMap = Record<string, string | string[] | undefined>;
 
-const GRPC_RETRY_STATUS: Record<string, number> = {
-  cancelled: 1,
-  'deadline-exceeded': 4,
-  'resource-exhausted': 8,
-  internal: 13,
-  unavailable: 14,
-};
-
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** One upstream attempt; stale callbacks (after a retry or abort) are dropped here. */
@@ -72,12 +64,9 @@ export function retriableResponse(policy: RetryPolicy, status: number, headers: 
     const lookup = (name: string) => getHeader(headers, name);
     if (policy.retriableHeaders.some((h) => h.test(lookup))) return true;
   }
-  const grpcStatus = getHeader(headers, 'grpc-status');
-  if (grpcStatus !== undefined) {
-    const code = Number(grpcStatus);
-    for (const [cond, value] of Object.entries(GRPC_RETRY_STATUS)) {
-      if (code === value && on.has(cond as never)) return true;
-    }
+  if (policy.grpcStatuses.size) {
+    const grpcStatus = getHeader(headers, 'grpc-status');
+    if (grpcStatus !== undefined && policy.grpcStatuses.has(Number(grpcStatus))) return true;
   }
   return false;
 }
@@ -257,8 +246,12 @@ export class Forwarder {
       const headerName = cluster.config.originalDstHeader;
       const target = (headerName && typeof this.s.headers[headerName] === 'string' ? (this.s.headers[headerName] as string) : undefined) ?? this.s.authority;
       const { host, port } = splitHostPort(target);
-      if (!host) return undefined;
-      return cluster.originalDestination(host.replace(/^\[|\]$/g, ''), Number(port ?? 80));
+      const address = host.replace(/^\[|\]$/g, '');
+      const portNumber = Number(port ?? 80);
+      // Never pass a request through to the listener it came in on (it would loop).
+      const ex = this.s.exchange;
+      if (!address || (portNumber === ex.localPort && (address === ex.localAddress || address === 'localhost'))) return undefined;
+      return cluster.originalDestination(address, portNumber);
     }
     const policy = this.retry;
     return cluster.pickHost(this.requestHash(), policy?.avoidPreviousHosts ? this.tried ?? undefined : undefined, policy?.hostSelectionMaxAttempts ?? 1);

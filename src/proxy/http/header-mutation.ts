@@ -62,8 +62,24 @@ export function indexOfHeader(list: readonly string[], name: string): number {
   return -1;
 }
 
-/** Replaces every `name` entry with one `name: value`. */
+/** Replaces every `name` entry with one `name: value` (in place when there is at most one). */
 export function setHeader(list: string[], name: string, value: string): string[] {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < list.length; i += 2) {
+    if (list[i] === name) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (count === 0) {
+    list.push(name, value);
+    return list;
+  }
+  if (count === 1) {
+    list[first + 1] = value;
+    return list;
+  }
   const out: string[] = [];
   for (let i = 0; i < list.length; i += 2) if (list[i] !== name) out.push(list[i], list[i + 1]);
   out.push(name, value);

@@ -137,7 +137,7 @@ export class HttpStream implements RequestView {
           return undefined;
       }
     }
-    const v = this.headers[name === 'host' ? 'host' : name];
+    const v = this.headers[name];
     if (v === undefined) return name === 'host' ? this.authority : undefined;
     return Array.isArray(v) ? v.join(',') : v;
   }

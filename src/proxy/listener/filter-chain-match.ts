@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import type { CidrRange, CompiledFilterChain, CompiledListener } from '../config/model';
 import { cidrContains, ipBytes } from '../config/listener';
+import { serverNameScore } from './tls-client-hello';
 
 export interface ConnectionFacts {
   destinationPort: number;
@@ -12,6 +13,8 @@ export interface ConnectionFacts {
   sourceIp?: string;
   sourcePort?: number;
   transportProtocol: 'raw_buffer' | 'tls';
+  /** SNI of a TLS ClientHello. */
+  serverName?: string;
   /** Detected by sniffing (http/1.1, http/1.0, h2c); undefined when not sniffed. */
   applicationProtocols?: readonly string[];
 }
@@ -41,6 +44,7 @@ export function selectFilterChain(listener: CompiledListener, facts: ConnectionF
       const len = longestPrefix(c.match.prefixRanges, dst);
       return len < 0 ? -1 : len + 1;
     });
+    chains = narrow(chains, (c) => serverNameScore(c.match.serverNames, facts.serverName));
     chains = narrow(chains, (c) => (!c.match.transportProtocol ? 0 : c.match.transportProtocol === facts.transportProtocol ? 1 : -1));
     chains = narrow(chains, (c) => {
       if (c.match.applicationProtocols.length === 0) return 0;
@@ -62,6 +66,6 @@ export function needsSniffing(listener: CompiledListener, destinationPort: numbe
   return listener.filterChains.some(
     (c) =>
       (c.match.destinationPort === undefined || c.match.destinationPort === destinationPort) &&
-      (c.match.applicationProtocols.length > 0 || c.match.transportProtocol === 'tls'),
+      (c.match.applicationProtocols.length > 0 || c.match.transportProtocol !== undefined || c.match.serverNames.length > 0),
   );
 }

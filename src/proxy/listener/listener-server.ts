@@ -19,6 +19,7 @@ import { HttpStream, splitHostPort, type HttpRuntime } from '../http/http-stream
 import { sendLocalReply } from '../http/local-reply';
 import { proxyTcp } from '../tcp/tcp-proxy';
 import { needsSniffing, selectFilterChain, type ConnectionFacts } from './filter-chain-match';
+import { parseClientHello } from './tls-client-hello';
 
 export interface Destination {
   ip?: string;
@@ -35,7 +36,12 @@ export interface ListenerDependencies {
 
 interface ConnectionContext {
   dest: Destination;
+  /** Set once the first bytes were inspected. */
   applicationProtocols?: string[];
+  transportProtocol?: 'raw_buffer' | 'tls';
+  serverName?: string;
+  /** The HCM last selected for this connection, valid while the listener generation is the same. */
+  hcm?: { listener: CompiledListener; hcm: HttpConnectionManagerConfig | undefined };
 }
 
 const kContext = Symbol('weft.connection');
@@ -50,7 +56,7 @@ function looksLikeHttp1(chunk: Buffer): boolean {
   while (i < chunk.length && i < 16) {
     const c = chunk[i];
     if (c === 0x20) return i > 0;
-    if (c < 0x41 || c > 0x5a) return false; // methods are upper-case tokens
+    if ((c < 0x41 || c > 0x5a) && c !== 0x2d && c !== 0x5f) return false; // methods: upper-case tokens (M-SEARCH)
     i++;
   }
   return i === chunk.length; // too short to tell: a prefix of a method
@@ -153,7 +159,7 @@ export class ListenerServer {
       this.sniff(socket, ctx, listener);
       return;
     }
-    const chain = this.chainFor(listener, dest, socket, undefined);
+    const chain = this.chainFor(listener, dest, socket, ctx);
     if (!chain) {
       socket.destroy();
       return;
@@ -172,38 +178,50 @@ export class ListenerServer {
     };
     const decide = (timedOut: boolean) => {
       const data = buffered ?? Buffer.alloc(0);
-      let kind: 'h2' | 'h1' | 'other';
+      let kind: 'h2' | 'h1' | 'tls' | 'other';
       const n = Math.min(data.length, H2_PREFACE.length);
-      if (n > 0 && data.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+      if (data.length === 0) {
+        if (!timedOut) return;
+        kind = 'other';
+      } else if (data[0] === 0x16) {
+        // A TLS ClientHello (Envoy's tls_inspector): SNI and ALPN for chain matching.
+        const hello = parseClientHello(data);
+        if (hello.kind === 'incomplete' && !timedOut) return;
+        if (hello.kind === 'tls') {
+          kind = 'tls';
+          ctx.transportProtocol = 'tls';
+          ctx.serverName = hello.serverName;
+          ctx.applicationProtocols = hello.alpn;
+        } else kind = 'other';
+      } else if (data.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
         if (n < H2_PREFACE.length && !timedOut) return; // wait for the whole preface
         kind = n === H2_PREFACE.length ? 'h2' : 'other';
-      } else if (data.length > 0 && looksLikeHttp1(data)) {
+      } else if (looksLikeHttp1(data)) {
         if (data.indexOf(0x20) < 0 && !timedOut) return; // need the end of the method
         kind = 'h1';
-      } else if (data.length === 0 && !timedOut) {
-        return;
       } else kind = 'other';
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      if (data.length) socket.unshift(data);
-      ctx.applicationProtocols = kind === 'h2' ? ['h2c'] : kind === 'h1' ? ['http/1.1', 'http/1.0'] : [];
+      socket.unshift(data);
+      ctx.transportProtocol ??= 'raw_buffer';
+      if (kind !== 'tls') ctx.applicationProtocols = kind === 'h2' ? ['h2c'] : kind === 'h1' ? ['http/1.1', 'http/1.0'] : [];
       this.dispatchSniffed(socket, ctx, listener, kind);
     };
     socket.on('data', onData);
     socket.once('close', () => clearTimeout(timer));
   }
 
-  private dispatchSniffed(socket: net.Socket, ctx: ConnectionContext, listener: CompiledListener, kind: 'h2' | 'h1' | 'other'): void {
-    const chain = this.chainFor(listener, ctx.dest, socket, ctx.applicationProtocols);
+  private dispatchSniffed(socket: net.Socket, ctx: ConnectionContext, listener: CompiledListener, kind: 'h2' | 'h1' | 'tls' | 'other'): void {
+    const chain = this.chainFor(listener, ctx.dest, socket, ctx);
     if (!chain) {
       socket.destroy();
       return;
     }
     if (chain.terminal.kind === 'tcp') {
-      // The sniffed bytes are back in the socket's buffer; tcp_proxy reads them first.
+      // The sniffed bytes are back in the socket's buffer; tcp_proxy reads them first once the
+      // upstream is connected (it resumes the socket then).
       proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: ctx.dest.ip ?? '', port: ctx.dest.port } });
-      socket.resume();
       return;
     }
     if (kind === 'h2') {
@@ -226,10 +244,12 @@ export class ListenerServer {
     listener: CompiledListener,
     dest: Destination,
     socket: net.Socket | undefined,
-    applicationProtocols: readonly string[] | undefined,
+    seen: { applicationProtocols?: readonly string[]; transportProtocol?: 'raw_buffer' | 'tls'; serverName?: string } | undefined,
   ): CompiledFilterChain | undefined {
+    const applicationProtocols = seen?.applicationProtocols;
+    const transportProtocol = seen?.transportProtocol ?? 'raw_buffer';
     const cacheable = !listener.filterChains.some((c) => c.match.sourcePrefixRanges.length || c.match.sourcePorts.length);
-    const key = `${dest.ip ?? ''}|${dest.port}|${applicationProtocols?.join(',') ?? ''}`;
+    const key = `${dest.ip ?? ''}|${dest.port}|${applicationProtocols?.join(',') ?? ''}|${transportProtocol}|${seen?.serverName ?? ''}`;
     let cache = this.chainCache.get(listener);
     if (cacheable && cache?.has(key)) return cache.get(key) ?? undefined;
     const facts: ConnectionFacts = {
@@ -237,7 +257,8 @@ export class ListenerServer {
       destinationIp: dest.ip,
       sourceIp: socket?.remoteAddress,
       sourcePort: socket?.remotePort,
-      transportProtocol: 'raw_buffer',
+      transportProtocol,
+      serverName: seen?.serverName,
       applicationProtocols,
     };
     let chain: CompiledFilterChain | undefined;
@@ -266,11 +287,13 @@ export class ListenerServer {
    */
   private hcmFor(socket: net.Socket, protocols: string[]): HttpConnectionManagerConfig | undefined {
     const ctx = (socket as TaggedSocket)[kContext];
+    const listener = this.current;
+    if (ctx?.hcm && ctx.hcm.listener === listener) return ctx.hcm.hcm;
     const dest = ctx?.dest ?? { ip: socket.localAddress, port: socket.localPort ?? this.bindPort };
-    const chain = this.chainFor(this.config, dest, socket, ctx?.applicationProtocols ?? protocols);
-    if (!chain) return undefined;
-    if (chain.terminal.kind === 'http') return chain.terminal;
-    return this.httpOverTcpChain(chain);
+    const chain = this.chainFor(listener, dest, socket, ctx?.applicationProtocols ? ctx : { applicationProtocols: protocols });
+    const hcm = !chain ? undefined : chain.terminal.kind === 'http' ? chain.terminal : this.httpOverTcpChain(chain);
+    if (ctx) ctx.hcm = { listener, hcm };
+    return hcm;
   }
 
   private httpOverTcpChain(chain: CompiledFilterChain): HttpConnectionManagerConfig {
@@ -398,6 +421,15 @@ export class ListenerServer {
     const ip = host.replace(/^\[|\]$/g, '');
     const dest: Destination = { ip: net.isIP(ip) ? ip : undefined, port: Number(port ?? 443) };
     const chain = port ? this.chainFor(this.config, dest, socket, undefined) : undefined;
+    // A TLS service behind CONNECT is matched by SNI only once its ClientHello arrives; sniff it.
+    if (chain && chain.terminal.kind === 'tcp' && needsSniffing(this.chainOwner(this.config, dest), dest.port)) {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const inner = socket as TaggedSocket;
+      inner[kContext] = { dest };
+      if (head.length) socket.unshift(head);
+      this.sniff(socket, inner[kContext]!, this.config);
+      return;
+    }
     socket.on('error', () => undefined);
     if (!chain) {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');

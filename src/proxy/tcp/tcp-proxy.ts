@@ -111,7 +111,10 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
     let host: Host | undefined;
     if (cluster.config.type === 'ORIGINAL_DST') {
       const t = ctx.target ?? { host: downstream.localAddress ?? '', port: (downstream as net.Socket).localPort ?? 0 };
-      host = t.host ? cluster.originalDestination(t.host, t.port) : undefined;
+      // A connection whose original destination is this very listener (nothing redirected it)
+      // would loop back into the proxy forever.
+      const self = t.host === downstream.localAddress && t.port === (downstream as net.Socket).localPort;
+      host = t.host && !self ? cluster.originalDestination(t.host, t.port) : undefined;
     } else host = cluster.pickHost(hash, tried, 3);
     if (!host) {
       cluster.stats.upstream_cx_none_healthy++;

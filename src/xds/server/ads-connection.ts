@@ -78,8 +78,8 @@ export class WatchedResource {
   nonceAcked?: string;
   versionAcked?: string;
   lastNack?: NackRecord;
-  /** name -> content hash of the last response, to skip pushes that would change nothing. */
-  sentHashes = new Map<string, string>();
+  /** name -> content id of the last response, to skip pushes that would change nothing. */
+  sentContent = new Map<string, string>();
   /**
    * Respond to the next request even if it looks like a plain ACK. Set when clusters changed
    * without an EDS push: Envoy re-requests endpoints for warming clusters with the same nonce and
@@ -123,8 +123,8 @@ export class WatchedResource {
 
   /** True when sending `prepared` would repeat the last response's content exactly. */
   matchesLastSent(prepared: readonly PreparedResource[]): boolean {
-    if (this.nonceSent === undefined || prepared.length !== this.sentHashes.size) return false;
-    return prepared.every((p) => this.sentHashes.get(p.name) === p.hash);
+    if (this.nonceSent === undefined || prepared.length !== this.sentContent.size) return false;
+    return prepared.every((p) => this.sentContent.get(p.name) === p.contentId);
   }
 
   recordSent(nonce: string, version: string, prepared: readonly PreparedResource[], now: number, changedAt?: number): void {
@@ -132,7 +132,7 @@ export class WatchedResource {
     this.versionSent = version;
     this.sentAt = now;
     this.resourcesSent = prepared.length;
-    this.sentHashes = new Map(prepared.map((p) => [p.name, p.hash]));
+    this.sentContent = new Map(prepared.map((p) => [p.name, p.contentId]));
     this.changedAt = changedAt;
   }
 
@@ -179,6 +179,8 @@ export class AdsConnection {
   readonly connectedAt = Date.now();
   /** The proxy's config for the newest snapshot it was evaluated against. */
   config?: EvaluatedConfig;
+  /** Subscription answers waiting in the server's queue (later ones must queue behind them). */
+  queuedAnswers = 0;
   closed = false;
 
   constructor(

@@ -15,7 +15,7 @@ import { adsServiceDefinition, encodeDiscoveryResponse, type DiscoveryNode, type
 import { AdsConnection, shortTypeName, type EvaluatedConfig, type ProxySyncStatus, type WatchedResource } from './ads-connection';
 import { Debouncer, type DebouncedBurst } from './debounce';
 import { createXdsMetrics, type XdsMetrics } from './metrics';
-import { forEachBounded } from './push-queue';
+import { forEachBounded, TimeSlicedQueue } from './push-queue';
 import { EncodedResourceCache, TranslationCache, type EnvoyJsonResource, type PreparedResource } from './resource-cache';
 
 /** Per type URL, resources by xDS name: what translate produces for one proxy. */
@@ -111,6 +111,13 @@ export interface ConvergenceOptions {
   minProxies?: number;
 }
 
+/** True when `snapshot` is the one named `version` or a later one (versions are `v<sequence>`). */
+function isAtLeast(snapshot: MeshSnapshot, version: string): boolean {
+  if (snapshot.version === version) return true;
+  const m = /^v(\d+)$/.exec(version);
+  return m !== null && snapshot.sequence >= Number(m[1]);
+}
+
 interface AppliedSnapshot {
   snapshot: MeshSnapshot;
   /** When the first change merged into it was published (for convergence time). */
@@ -127,6 +134,7 @@ export class AdsServer {
   private readonly debouncer: Debouncer<AppliedSnapshot>;
   private readonly translations: TranslationCache<GeneratedResourceSet>;
   private readonly encoded = new EncodedResourceCache();
+  private readonly answers: TimeSlicedQueue;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   private nonceCounter = 0;
   private connectionCounter = 0;
@@ -146,6 +154,10 @@ export class AdsServer {
       (burst) => this.applySnapshot(burst),
     );
     this.translations = new TranslationCache(options.translationCacheSize ?? 128);
+    this.answers = new TimeSlicedQueue(options.pushSliceMs ?? 10, (err) => {
+      this.metrics.internalError();
+      this.log.error('xds.answer_failed', { error: err });
+    });
     // Let tests and the control plane attach many listeners (one per waiting proxy) without warnings.
     this.events.setMaxListeners(0);
   }
@@ -209,17 +221,19 @@ export class AdsServer {
   }
 
   /**
-   * Resolves when every connected proxy has been evaluated against the snapshot `version` (default:
-   * the latest published) and has answered every response sent to it (ACK or NACK).
+   * Resolves when every connected proxy has been evaluated against the served snapshot, which is
+   * `version` or newer (default: the latest published), and has answered every response sent to
+   * it (ACK or NACK).
    */
   waitForConvergence(options: ConvergenceOptions = {}): Promise<ProxySyncStatus[]> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const converged = () => {
-      const version = options.version ?? this.latestPublished?.version;
-      if (version === undefined || this.current?.snapshot.version !== version) return false;
+      const served = this.current?.snapshot;
+      const wanted = options.version ?? this.latestPublished?.version;
+      if (!served || wanted === undefined || !isAtLeast(served, wanted)) return false;
       if (this.connections.size < (options.minProxies ?? 0)) return false;
       for (const c of this.connections.values()) {
-        if (c.evaluatedSnapshot?.version !== version || !c.isSettled()) return false;
+        if (c.evaluatedSnapshot !== served || !c.isSettled()) return false;
       }
       return true;
     };
@@ -242,7 +256,7 @@ export class AdsServer {
       const timer = setTimeout(() => {
         cleanup();
         const lagging = this.syncStatus()
-          .filter((s) => s.snapshotVersion !== (options.version ?? this.latestPublished?.version) || s.state === 'STALE')
+          .filter((s) => s.snapshotVersion !== this.current?.snapshot.version || s.state === 'STALE')
           .slice(0, 5)
           .map((s) => `${s.id} (snapshot ${s.snapshotVersion ?? 'none'}, ${s.state})`);
         reject(
@@ -267,6 +281,7 @@ export class AdsServer {
     if (this.closed) return;
     this.closed = true;
     this.debouncer.cancel();
+    this.answers.clear();
     for (const conn of this.connections.values()) conn.end();
     const server = this.grpcServer;
     if (server) {
@@ -296,14 +311,18 @@ export class AdsServer {
       return;
     }
     let conn: AdsConnection | undefined;
+    let rejected = false;
     const finish = () => {
       if (conn) this.dropConnection(conn);
     };
     call.on('data', (request: DiscoveryRequest) => {
-      if (this.closed) return;
+      if (this.closed || rejected) return;
       if (!conn) {
         conn = this.openConnection(call, peer, request);
-        if (!conn) return;
+        if (!conn) {
+          rejected = true; // the stream is ending with an error; later requests on it are moot
+          return;
+        }
       }
       try {
         this.handleRequest(conn, request);
@@ -395,9 +414,28 @@ export class AdsServer {
         break;
     }
     // Before the first snapshot there is nothing to answer with; its push will answer.
-    if (verdict.respond && this.current) {
-      void this.pushToProxy(conn, this.current, 'request', typeUrl);
+    if (verdict.respond && this.current) this.answer(conn, typeUrl);
+  }
+
+  /**
+   * Answers a subscription. Inline when the proxy's config for the served snapshot is at hand;
+   * otherwise (a new or reconnecting proxy, which needs a translation) through the time-sliced
+   * queue, so a reconnect storm cannot hold the event loop. Answers of one stream stay in order.
+   */
+  private answer(conn: AdsConnection, typeUrl: string): void {
+    if (conn.queuedAnswers === 0 && conn.evaluatedSnapshot === this.current?.snapshot) {
+      this.pushToProxy(conn, this.current!, 'request', typeUrl);
+      return;
     }
+    const nonceWhenAsked = conn.watched.get(typeUrl)?.nonceSent;
+    conn.queuedAnswers++;
+    this.answers.push(() => {
+      conn.queuedAnswers--;
+      const watched = conn.watched.get(typeUrl);
+      // Unsubscribed meanwhile, or already answered by a snapshot push that reached it first.
+      if (conn.closed || !this.current || !watched || watched.nonceSent !== nonceWhenAsked) return;
+      this.pushToProxy(conn, this.current, 'request', typeUrl);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------

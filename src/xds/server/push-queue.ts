@@ -46,3 +46,55 @@ export async function forEachBounded<T>(
   const workers = Math.max(1, Math.min(options.concurrency, items.length));
   await Promise.all(Array.from({ length: workers }, worker));
 }
+
+/**
+ * A FIFO of short synchronous jobs, run in time slices with a macrotask yield between slices. For
+ * work that arrives in bursts from I/O callbacks (a reconnect storm of a thousand proxies each
+ * asking for config), which would otherwise all run inside one event-loop turn.
+ */
+export class TimeSlicedQueue {
+  private jobs: (() => void)[] = [];
+  private head = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly sliceMs: number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  push(job: () => void): void {
+    this.jobs.push(job);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  get size(): number {
+    return this.jobs.length - this.head;
+  }
+
+  clear(): void {
+    this.jobs = [];
+    this.head = 0;
+  }
+
+  private drain(): void {
+    const started = performance.now();
+    while (this.head < this.jobs.length && performance.now() - started < this.sliceMs) {
+      const job = this.jobs[this.head++];
+      try {
+        job();
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    if (this.head < this.jobs.length) {
+      setImmediate(() => this.drain());
+      return;
+    }
+    this.jobs = [];
+    this.head = 0;
+    this.scheduled = false;
+  }
+}

@@ -13,7 +13,7 @@ export type EnvoyJsonResource = Record<string, unknown>;
 export interface PreparedResource {
   readonly name: string;
   /** Equal ids mean equal content (same type, same JSON). */
-  readonly hash: string;
+  readonly contentId: string;
   readonly any: EncodedAny;
 }
 
@@ -97,7 +97,7 @@ export class EncodedResourceCache {
       }
       this.current.set(key, entry);
     }
-    const prepared: PreparedResource = { name, hash: entry.id, any: entry.any };
+    const prepared: PreparedResource = { name, contentId: entry.id, any: entry.any };
     this.byObject.set(resource, prepared);
     return prepared;
   }

@@ -9,8 +9,8 @@ import type {
   Subset,
 } from '../../config/resources';
 import { isHttp2Protocol } from '../../registry/protocol';
-import type { MeshService, Protocol, ServicePortInfo } from '../../registry/types';
-import { buildLocalityLbEndpoints, endpointsForCluster } from './endpoints';
+import type { MeshEndpoint, MeshService, Protocol, ServicePortInfo } from '../../registry/types';
+import { buildLocalityLbEndpoints, endpointInputs, endpointsForCluster } from './endpoints';
 import {
   BLACKHOLE_CLUSTER,
   PASSTHROUGH_CLUSTER,
@@ -92,19 +92,55 @@ function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: Clust
   }
 }
 
+/**
+ * The outbound clusters of the plans, then BlackHoleCluster and PassthroughCluster (sidecars and
+ * gateways). Each cluster is looked up by outboundClusterKey first, so equal inputs give the same
+ * object across proxies and snapshots.
+ */
 export function buildOutboundClusters(scope: ProxyScope, plans: readonly OutboundClusterPlan[], opts: ClusterOptions): EnvoyResource[] {
-  const out = plans.map((p) => buildOutboundCluster(scope, p, opts));
+  const out: EnvoyResource[] = [];
+  for (const plan of plans) {
+    const dnsEndpoints = plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS' ? endpointsForCluster(scope, plan) : undefined;
+    const inputs = outboundClusterInputs(plan, opts, dnsEndpoints);
+    out.push(scope.shared.clusters.get(plan.name, inputs, () => buildOutboundCluster(plan, opts, dnsEndpoints)));
+  }
   if (!opts.proxyless) out.push(blackHoleCluster(), passthroughCluster());
   return out;
 }
 
-function buildOutboundCluster(scope: ProxyScope, plan: OutboundClusterPlan, opts: ClusterOptions): EnvoyResource {
+/**
+ * Everything buildOutboundCluster reads besides the cluster name, as a string equal exactly when
+ * those inputs are equal: keep the two in step. The policy is the merged EffectivePolicy, so a
+ * DestinationRule edit that does not touch this cluster's port or subset keeps it equal.
+ */
+function outboundClusterInputs(
+  plan: OutboundClusterPlan,
+  opts: ClusterOptions,
+  dnsEndpoints: readonly MeshEndpoint[] | undefined,
+): string {
+  const { service, port, subset, destinationRule: dr } = plan;
+  return JSON.stringify([
+    opts.proxyless,
+    plan.discovery,
+    service.hostname,
+    service.name,
+    service.namespace,
+    port.port,
+    port.protocol,
+    subset ? subset.name : null,
+    dr ? [dr.metadata.namespace, dr.metadata.name] : null,
+    plan.policy,
+    dnsEndpoints ? dnsEndpoints.map(endpointInputs) : null,
+  ]);
+}
+
+function buildOutboundCluster(plan: OutboundClusterPlan, opts: ClusterOptions, dnsEndpoints: readonly MeshEndpoint[] | undefined): EnvoyResource {
   const { policy, service, port } = plan;
   const cluster: EnvoyResource = { name: plan.name, type: plan.discovery === 'EDS' ? 'EDS' : plan.discovery };
   if (plan.discovery === 'EDS') {
     cluster.eds_cluster_config = { eds_config: adsConfigSource(), service_name: plan.name };
   } else if (plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS') {
-    let eps = endpointsForCluster(scope, plan);
+    let eps = dnsEndpoints ?? [];
     // Envoy and gRPC take exactly one host for LOGICAL_DNS.
     if (plan.discovery === 'LOGICAL_DNS') eps = eps.slice(0, 1);
     cluster.load_assignment = { cluster_name: plan.name, endpoints: buildLocalityLbEndpoints(eps, { ipOnly: false }) };
@@ -130,12 +166,13 @@ function buildOutboundCluster(scope: ProxyScope, plan: OutboundClusterPlan, opts
 
 function clusterMetadata(plan: OutboundClusterPlan): Record<string, unknown> {
   const dr = plan.destinationRule;
-  return {
-    ...(dr ? { config: `/apis/networking.istio.io/v1alpha3/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}` } : {}),
-    default_original_port: plan.port.port,
-    services: [{ host: plan.service.hostname, name: plan.service.name, namespace: plan.service.namespace }],
-    ...(plan.subset ? { subset: plan.subset.name } : {}),
-  };
+  const { service } = plan;
+  const out: Record<string, unknown> = {};
+  if (dr) out.config = `/apis/networking.istio.io/v1alpha3/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}`;
+  out.default_original_port = plan.port.port;
+  out.services = [{ host: service.hostname, name: service.name, namespace: service.namespace }];
+  if (plan.subset) out.subset = plan.subset.name;
+  return out;
 }
 
 /**

@@ -34,12 +34,10 @@ export function buildLocalityLbEndpoints(endpoints: readonly MeshEndpoint[], opt
     const lbEndpoints = eps.map((ep) => {
       const weight = ep.weight && ep.weight > 0 ? ep.weight : 1;
       total += weight;
-      return {
-        endpoint: { address: socketAddress(ep.address, ep.port) },
-        health_status: 'HEALTHY',
-        ...(ep.workload ? { metadata: { filter_metadata: { istio: endpointMetadata(ep) } } } : {}),
-        load_balancing_weight: weight,
-      };
+      const lbEndpoint: Record<string, unknown> = { endpoint: { address: socketAddress(ep.address, ep.port) }, health_status: 'HEALTHY' };
+      if (ep.workload) lbEndpoint.metadata = { filter_metadata: { istio: endpointMetadata(ep) } };
+      lbEndpoint.load_balancing_weight = weight;
+      return lbEndpoint;
     });
     return { locality: locality(key), lb_endpoints: lbEndpoints, load_balancing_weight: total };
   });
@@ -50,10 +48,29 @@ function endpointMetadata(ep: MeshEndpoint): Record<string, unknown> {
   const [namespace, name] = (ep.workload as string).split('/');
   const service = ep.labels['service.istio.io/canonical-name'] ?? ep.labels.app ?? name;
   const revision = ep.labels['service.istio.io/canonical-revision'] ?? ep.labels.version ?? 'latest';
-  return {
-    workload: `${name};${namespace};${service};${revision};Kubernetes`,
-    ...(ep.serviceAccount ? { service_account: ep.serviceAccount } : {}),
-  };
+  const out: Record<string, unknown> = { workload: `${name};${namespace};${service};${revision};Kubernetes` };
+  if (ep.serviceAccount) out.service_account = ep.serviceAccount;
+  return out;
+}
+
+/**
+ * Everything buildLocalityLbEndpoints reads of one endpoint, as a string equal exactly when those
+ * inputs are equal: keep the two in step.
+ */
+export function endpointInputs(ep: MeshEndpoint): string {
+  const l = ep.labels;
+  return JSON.stringify([
+    ep.address,
+    ep.port,
+    ep.locality ?? null,
+    ep.weight ?? null,
+    ep.workload ?? null,
+    ep.serviceAccount ?? null,
+    l['service.istio.io/canonical-name'] ?? null,
+    l.app ?? null,
+    l['service.istio.io/canonical-revision'] ?? null,
+    l.version ?? null,
+  ]);
 }
 
 /** The endpoints behind one cluster: the service's instances on that port, within the subset. */
@@ -63,14 +80,24 @@ export function endpointsForCluster(scope: ProxyScope, plan: OutboundClusterPlan
   return all.filter((ep) => ep.servicePort === plan.port.port && labelsMatch(subsetLabels, ep.labels));
 }
 
-/** One ClusterLoadAssignment per EDS cluster, named after the cluster (eds service_name). */
+/**
+ * One ClusterLoadAssignment per EDS cluster, named after the cluster (eds service_name). An
+ * assignment is a function of the cluster name and its endpoints only, so it is looked up by
+ * exactly those: unchanged services keep the same object across proxies and snapshots.
+ */
 export function buildClusterLoadAssignments(scope: ProxyScope, plans: readonly OutboundClusterPlan[]): EnvoyResource[] {
-  return plans
-    .filter((p) => p.discovery === 'EDS')
-    .map((p) =>
-      withHiddenName(
-        { cluster_name: p.name, endpoints: buildLocalityLbEndpoints(endpointsForCluster(scope, p), { ipOnly: true }) },
-        p.name,
+  const out: EnvoyResource[] = [];
+  const { shared } = scope;
+  for (const p of plans) {
+    if (p.discovery !== 'EDS') continue;
+    const endpoints = endpointsForCluster(scope, p);
+    let inputs = '';
+    for (const ep of endpoints) inputs += endpointInputs(ep);
+    out.push(
+      shared.loadAssignments.get(p.name, inputs, () =>
+        withHiddenName({ cluster_name: p.name, endpoints: buildLocalityLbEndpoints(endpoints, { ipOnly: true }) }, p.name),
       ),
     );
+  }
+  return out;
 }

@@ -34,6 +34,8 @@
 //    `inbound|<port>||` routing everything to cluster `inbound|<port>||`; TCP -> tcp_proxy to it.
 //    Inbound clusters are STATIC to <workload address>:<port>.
 import type { L4MatchAttributes } from '../../config/resources';
+import type { ProxyNode } from '../../model/proxy';
+import type { MeshSnapshot } from '../../model/snapshot';
 import { labelsMatch } from '../../registry/hosts';
 import { isHttpProtocol, isTcpProtocol, isTlsProtocol } from '../../registry/protocol';
 import type { MeshService, Protocol } from '../../registry/types';
@@ -59,6 +61,7 @@ import type { RouteContext } from './routes';
 import { gatewayKey, inboundRouteConfiguration } from './routes';
 import type { ProxyScope, VirtualServiceResource } from './scope';
 import { meshVirtualServiceFor } from './scope';
+import type { SnapshotIndex } from './snapshot-index';
 import type { EnvoyResource } from './types';
 import { FILTER, cidrRange, socketAddress } from './values';
 
@@ -228,30 +231,35 @@ export function buildVirtualOutboundListener(scope: ProxyScope): EnvoyResource {
 }
 
 /**
- * The ports the proxy's own workload serves: its WorkloadEntry (proxy.workloadName in
- * proxy.namespace, else the one whose address is among proxy.ips) and every service endpoint
- * backed by it. One entry per application port; the first service by hostname names it.
+ * The proxy's own workload: its WorkloadEntry (proxy.workloadName in proxy.namespace), else the
+ * first (in registry order) in its namespace whose address is among proxy.ips.
  */
-export function inboundPortsFor(scope: ProxyScope): InboundPort[] {
-  const { registry } = scope.snapshot;
-  const { proxy } = scope;
-  let key = proxy.workloadName ? `${proxy.namespace}/${proxy.workloadName}` : undefined;
-  if (!key || !registry.workloads.has(key)) {
-    key = [...registry.workloads.entries()].find(([, w]) => w.namespace === proxy.namespace && proxy.ips.includes(w.address))?.[0];
+export function proxyWorkloadKey(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): string | undefined {
+  if (proxy.workloadName) {
+    const key = `${proxy.namespace}/${proxy.workloadName}`;
+    if (snapshot.registry.workloads.has(key)) return key;
   }
-  if (!key) return [];
-  const workload = registry.workloads.get(key);
+  let first = -1;
+  for (const ip of proxy.ips) {
+    const at = index.workloadByAddress.get(`${proxy.namespace}|${ip}`);
+    if (at !== undefined && (first < 0 || at < first)) first = at;
+  }
+  return first >= 0 ? index.workloadKeys[first] : undefined;
+}
+
+/**
+ * The ports a workload serves: every service endpoint backed by it (see proxyWorkloadKey). One
+ * entry per application port; the first service by hostname names it.
+ */
+export function inboundPortsFor(snapshot: MeshSnapshot, index: SnapshotIndex, workloadKey: string): InboundPort[] {
+  const workload = snapshot.registry.workloads.get(workloadKey);
   if (!workload) return [];
   const byPort = new Map<number, InboundPort>();
-  for (const [host, eps] of registry.endpoints) {
-    const service = registry.services.get(host);
-    if (!service) continue;
-    for (const ep of eps) {
-      if (ep.workload !== key || byPort.has(ep.port)) continue;
-      const sp = service.ports.find((p) => p.port === ep.servicePort);
-      if (!sp || sp.protocol === 'UDP') continue;
-      byPort.set(ep.port, { port: ep.port, servicePort: ep.servicePort, protocol: sp.protocol, service, address: workload.address });
-    }
+  for (const { service, endpoint: ep } of index.workloadEndpoints.get(workloadKey) ?? []) {
+    if (byPort.has(ep.port)) continue;
+    const sp = service.ports.find((p) => p.port === ep.servicePort);
+    if (!sp || sp.protocol === 'UDP') continue;
+    byPort.set(ep.port, { port: ep.port, servicePort: ep.servicePort, protocol: sp.protocol, service, address: workload.address });
   }
   return [...byPort.values()].sort((a, b) => a.port - b.port);
 }

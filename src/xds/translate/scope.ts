@@ -5,11 +5,18 @@ import type { ProxyNode } from '../../model/proxy';
 import type { MeshConfig, MeshSnapshot } from '../../model/snapshot';
 import { hostCovers, hostsIntersect, labelsMatch, toFqdn } from '../../registry/hosts';
 import type { MeshService } from '../../registry/types';
+import type { SharedResources } from './shared-resources';
+import { unsharedResources } from './shared-resources';
+import type { IndexedDestinationRule, SnapshotIndex } from './snapshot-index';
+import { buildSnapshotIndex } from './snapshot-index';
 
 export type VirtualServiceResource = ConfigResource<'VirtualService'>;
 export type DestinationRuleResource = ConfigResource<'DestinationRule'>;
 
-/** Everything one translation reads. Immutable; built once per (snapshot, proxy). */
+/**
+ * Everything one translation reads. Immutable; built once per (snapshot, proxy). Everything but
+ * `proxy` and `index.drMemo` is shared with every proxy of the same view (see ScopeView).
+ */
 export interface ProxyScope {
   readonly snapshot: MeshSnapshot;
   readonly proxy: ProxyNode;
@@ -24,6 +31,8 @@ export interface ProxyScope {
   readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** Lookup indexes and memos built with the scope (translation is O(services), not O(services x rules)). */
   readonly index: ScopeIndex;
+  /** Resources built earlier from equal inputs, for reuse (see SharedResources). */
+  readonly shared: SharedResources;
 }
 
 type VsSection = 'http' | 'tcp' | 'tls';
@@ -31,21 +40,51 @@ type VsSection = 'http' | 'tcp' | 'tls';
 /** Precomputed lookups for one scope. Only translation code in this folder reads it. */
 export interface ScopeIndex {
   /** Mesh-bound VirtualServices with rules of a section, by exact FQDN host, in namespace/name order. */
-  readonly vsExact: Record<VsSection, Map<string, VirtualServiceResource[]>>;
+  readonly vsExact: Record<VsSection, ReadonlyMap<string, readonly VirtualServiceResource[]>>;
   /** The same for wildcard hosts. */
-  readonly vsWildcard: Record<VsSection, { host: string; vs: VirtualServiceResource }[]>;
+  readonly vsWildcard: Record<VsSection, readonly { host: string; vs: VirtualServiceResource }[]>;
   /** Every DestinationRule with its resolved host and its position in namespace/name order. */
-  readonly drExact: Map<string, { dr: DestinationRuleResource; host: string; order: number }[]>;
-  readonly drWildcard: { dr: DestinationRuleResource; host: string; order: number }[];
-  /** Memo of findDestinationRule results by `host|serviceNamespace`. */
+  readonly drExact: ReadonlyMap<string, readonly IndexedDestinationRule[]>;
+  readonly drWildcard: readonly IndexedDestinationRule[];
+  /** Memo of findDestinationRule results by `host|serviceNamespace` (per proxy: it depends on labels). */
   readonly drMemo: Map<string, DestinationRuleResource | undefined>;
 }
 
-function buildIndex(snapshot: MeshSnapshot, virtualServices: readonly VirtualServiceResource[]): ScopeIndex {
+/**
+ * The part of a scope that depends only on the snapshot and the proxy's view key (type,
+ * namespace, Sidecar resource; see scopeViewKey): Istio's SidecarScope, shared by every proxy
+ * with that key.
+ */
+export interface ScopeView {
+  readonly services: readonly MeshService[];
+  readonly servicesByHost: ReadonlyMap<string, MeshService>;
+  readonly virtualServices: readonly VirtualServiceResource[];
+  readonly sidecar?: ConfigResource<'Sidecar'>;
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  readonly vsExact: ScopeIndex['vsExact'];
+  readonly vsWildcard: ScopeIndex['vsWildcard'];
+}
+
+/**
+ * What the translations of one snapshot share: its index, the scope views built so far by view
+ * key, and the resource memos. The translator keeps one per snapshot; buildProxyScope without
+ * one builds a private one (nothing shared).
+ */
+export interface SnapshotShare {
+  readonly index: SnapshotIndex;
+  readonly views: Map<string, ScopeView>;
+  readonly resources: SharedResources;
+}
+
+export function privateSnapshotShare(snapshot: MeshSnapshot): SnapshotShare {
+  return { index: buildSnapshotIndex(snapshot), views: new Map(), resources: unsharedResources() };
+}
+
+function buildVsIndex(snapshot: MeshSnapshot, virtualServices: readonly VirtualServiceResource[]): Pick<ScopeView, 'vsExact' | 'vsWildcard'> {
   const suffix = snapshot.meshConfig.domainSuffix;
   const sections: VsSection[] = ['http', 'tcp', 'tls'];
-  const vsExact = { http: new Map(), tcp: new Map(), tls: new Map() } as ScopeIndex['vsExact'];
-  const vsWildcard = { http: [], tcp: [], tls: [] } as ScopeIndex['vsWildcard'];
+  const vsExact = { http: new Map(), tcp: new Map(), tls: new Map() } as Record<VsSection, Map<string, VirtualServiceResource[]>>;
+  const vsWildcard = { http: [], tcp: [], tls: [] } as Record<VsSection, { host: string; vs: VirtualServiceResource }[]>;
   for (const vs of virtualServices) {
     if (!isMeshVirtualService(vs)) continue;
     const hosts = virtualServiceHosts(vs, suffix);
@@ -61,18 +100,7 @@ function buildIndex(snapshot: MeshSnapshot, virtualServices: readonly VirtualSer
       }
     }
   }
-  const drExact: ScopeIndex['drExact'] = new Map();
-  const drWildcard: ScopeIndex['drWildcard'] = [];
-  snapshot.byKind.DestinationRule.forEach((dr, order) => {
-    const host = toFqdn(dr.spec.host, dr.metadata.namespace, suffix);
-    if (host.startsWith('*')) drWildcard.push({ dr, host, order });
-    else {
-      const list = drExact.get(host) ?? [];
-      list.push({ dr, host, order });
-      drExact.set(host, list);
-    }
-  });
-  return { vsExact, vsWildcard, drExact, drWildcard, drMemo: new Map() };
+  return { vsExact, vsWildcard };
 }
 
 /** Istio exportTo: unset or `*` = everywhere, `.` = own namespace, `~` = nowhere, else names. */
@@ -86,14 +114,26 @@ export function isExportedTo(exportTo: readonly string[] | undefined, ownerNames
  * else its namespace's selector-less Sidecar, else the root namespace's (Istio's precedence;
  * several candidates: first by name).
  */
-export function findSidecar(snapshot: MeshSnapshot, proxy: ProxyNode): ConfigResource<'Sidecar'> | undefined {
-  const all = snapshot.byKind.Sidecar;
-  const inNs = all.filter((s) => s.metadata.namespace === proxy.namespace);
+export function findSidecar(
+  snapshot: MeshSnapshot,
+  proxy: ProxyNode,
+  index: SnapshotIndex = buildSnapshotIndex(snapshot),
+): ConfigResource<'Sidecar'> | undefined {
+  const inNs = index.sidecarsByNamespace.get(proxy.namespace) ?? [];
+  const inRoot = index.sidecarsByNamespace.get(snapshot.meshConfig.rootNamespace) ?? [];
   return (
     inNs.find((s) => s.spec.workloadSelector?.labels && labelsMatch(s.spec.workloadSelector.labels, proxy.labels)) ??
     inNs.find((s) => !s.spec.workloadSelector) ??
-    all.find((s) => s.metadata.namespace === snapshot.meshConfig.rootNamespace && !s.spec.workloadSelector)
+    inRoot.find((s) => !s.spec.workloadSelector)
   );
+}
+
+/**
+ * The key of a proxy's ScopeView: proxy type, namespace and the Sidecar resource that applies
+ * (its namespace/name). Everything a view holds is a function of the snapshot and this key.
+ */
+export function scopeViewKey(proxy: ProxyNode, sidecar: ConfigResource<'Sidecar'> | undefined): string {
+  return JSON.stringify([proxy.type, proxy.namespace, sidecar ? `${sidecar.metadata.namespace}/${sidecar.metadata.name}` : '']);
 }
 
 interface EgressHost {
@@ -119,36 +159,65 @@ function egressNamespaceMatches(e: EgressHost, namespace: string): boolean {
   return e.namespace === '*' || e.namespace === namespace;
 }
 
-export function buildProxyScope(snapshot: MeshSnapshot, proxy: ProxyNode): ProxyScope {
-  const mesh = snapshot.meshConfig;
+/**
+ * The proxy's scope. `share` (one per snapshot, from the translator) lets proxies with the same
+ * view key share the view; without it everything is built for this proxy alone.
+ */
+export function buildProxyScope(snapshot: MeshSnapshot, proxy: ProxyNode, share: SnapshotShare = privateSnapshotShare(snapshot)): ProxyScope {
   // Gateways are not scoped by Sidecar resources (Istio applies Sidecar to sidecars only).
-  const sidecar = proxy.type === 'router' ? undefined : findSidecar(snapshot, proxy);
+  const sidecar = proxy.type === 'router' ? undefined : findSidecar(snapshot, proxy, share.index);
+  const key = scopeViewKey(proxy, sidecar);
+  let view = share.views.get(key);
+  if (!view) {
+    view = buildScopeView(snapshot, proxy.namespace, sidecar);
+    share.views.set(key, view);
+  }
+  return {
+    snapshot,
+    proxy,
+    mesh: snapshot.meshConfig,
+    services: view.services,
+    servicesByHost: view.servicesByHost,
+    virtualServices: view.virtualServices,
+    ...(view.sidecar ? { sidecar: view.sidecar } : {}),
+    outboundTrafficPolicy: view.outboundTrafficPolicy,
+    index: {
+      vsExact: view.vsExact,
+      vsWildcard: view.vsWildcard,
+      drExact: share.index.drExact,
+      drWildcard: share.index.drWildcard,
+      drMemo: new Map(),
+    },
+    shared: share.resources,
+  };
+}
+
+/** A view reads the proxy's namespace and Sidecar only (never its labels, addresses or name). */
+function buildScopeView(snapshot: MeshSnapshot, namespace: string, sidecar: ConfigResource<'Sidecar'> | undefined): ScopeView {
+  const mesh = snapshot.meshConfig;
   const egress = sidecar && (sidecar.spec.egress ?? []).length > 0 ? parseEgressHosts(sidecar) : undefined;
 
   const services = [...snapshot.registry.services.values()].filter((svc) => {
-    if (!isExportedTo(svc.exportTo, svc.namespace, proxy.namespace)) return false;
+    if (!isExportedTo(svc.exportTo, svc.namespace, namespace)) return false;
     if (!egress) return true;
     return egress.some((e) => egressNamespaceMatches(e, svc.namespace) && hostCovers(e.host, svc.hostname));
   });
 
   const virtualServices = snapshot.byKind.VirtualService.filter((vs) => {
     const ns = vs.metadata.namespace;
-    if (!isExportedTo(vs.spec.exportTo, ns, proxy.namespace)) return false;
+    if (!isExportedTo(vs.spec.exportTo, ns, namespace)) return false;
     if (!egress) return true;
     const hosts = (vs.spec.hosts ?? []).map((h) => toFqdn(h, ns, mesh.domainSuffix));
     return egress.some((e) => egressNamespaceMatches(e, ns) && hosts.some((h) => hostsIntersect(e.host, h)));
   });
 
   return {
-    snapshot,
-    proxy,
-    mesh,
     services,
     servicesByHost: new Map(services.map((s) => [s.hostname, s])),
     virtualServices,
     ...(sidecar ? { sidecar } : {}),
     outboundTrafficPolicy: sidecar?.spec.outboundTrafficPolicy?.mode ?? mesh.outboundTrafficPolicy,
-    index: buildIndex(snapshot, virtualServices),
+    ...buildVsIndex(snapshot, virtualServices),
   };
 }
 

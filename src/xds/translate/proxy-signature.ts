@@ -1,0 +1,43 @@
+// What a proxy's translation depends on besides the snapshot, as cache keys: two proxies with
+// equal keys get equal resources of that kind (Istio keys its cluster and route caches the same
+// way, by what a resource really depends on). Addresses and workload name matter only inbound.
+import type { ProxyNode } from '../../model/proxy';
+import type { MeshSnapshot } from '../../model/snapshot';
+import { labelsMatch } from '../../registry/hosts';
+import { findSidecar, scopeViewKey } from './scope';
+import type { SnapshotIndex } from './snapshot-index';
+
+export interface ProxySignature {
+  /** Proxy type, namespace and the Sidecar resource that applies: decides the ScopeView. */
+  readonly view: string;
+  /**
+   * Which workloadSelector DestinationRules of the proxy's namespace select it (the only rules
+   * whose choice depends on labels): clusters, and routes' consistent-hash policies.
+   */
+  readonly destinationRules: string;
+  /** Which distinct VirtualService `http` sourceLabels the proxy's labels satisfy: routes. */
+  readonly httpSourceLabels: string;
+  /** Which distinct VirtualService `tcp`/`tls` sourceLabels they satisfy: listeners. */
+  readonly l4SourceLabels: string;
+  /** Routers: which Gateways select the proxy. Empty for other proxies. */
+  readonly gateways: string;
+}
+
+export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): ProxySignature {
+  const sidecar = proxy.type === 'router' ? undefined : findSidecar(snapshot, proxy, index);
+  const { labels } = proxy;
+  return {
+    view: scopeViewKey(proxy, sidecar),
+    destinationRules: matchBits(index.drSelectorsByNamespace.get(proxy.namespace), labels),
+    httpSourceLabels: matchBits(index.httpSourceLabels, labels),
+    l4SourceLabels: matchBits(index.l4SourceLabels, labels),
+    gateways: proxy.type === 'router' ? matchBits(index.gatewaySelectors, labels) : '',
+  };
+}
+
+/** One character per selector: `1` when the labels satisfy it (labelsMatch), else `0`. */
+function matchBits(selectors: readonly (Record<string, string> | undefined)[] | undefined, labels: Record<string, string>): string {
+  let bits = '';
+  for (const s of selectors ?? []) bits += labelsMatch(s, labels) ? '1' : '0';
+  return bits;
+}
