@@ -7,6 +7,13 @@ import { listConfigFiles, readConfigFile } from '../config/file-source';
 import { formatProblem, type ConfigProblem } from '../config/problems';
 import type { ConfigResource } from '../config/resources';
 import { validateResource } from '../config/validate';
+import { CliError } from './cli-errors';
+
+export const ANALYZE_USAGE = `Usage: weft analyze PATH...
+
+Validates Istio YAML (files or directories) without a running control plane. Prints one line per
+problem (kind/name, file, field path, message) and exits 1 when any error is found.
+`;
 
 export interface AnalysisReport {
   files: number;
@@ -17,7 +24,7 @@ export interface AnalysisReport {
 export function analyzePaths(paths: readonly string[]): AnalysisReport {
   const files: string[] = [];
   for (const p of paths) {
-    if (!fs.existsSync(p)) throw new Error(`${p}: no such file or directory`);
+    if (!fs.existsSync(p)) throw new CliError(`${p}: no such file or directory`);
     if (fs.statSync(p).isDirectory()) files.push(...listConfigFiles(p));
     else files.push(p);
   }
@@ -38,7 +45,7 @@ export function analyzePaths(paths: readonly string[]): AnalysisReport {
 }
 
 export function runAnalyze(paths: readonly string[], out: (line: string) => void): number {
-  if (paths.length === 0) throw new Error('usage: weft analyze PATH... (files or directories of Istio YAML)');
+  if (paths.length === 0) throw new CliError('usage: weft analyze PATH... (files or directories of Istio YAML)');
   const report = analyzePaths(paths);
   const errors = report.problems.filter((p) => p.severity === 'error');
   for (const p of report.problems) out(formatProblem(p));

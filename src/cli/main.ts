@@ -1,100 +1,136 @@
-// The `weft` command: one entry point, one small module per subcommand.
-import { parseArgs } from 'node:util';
-import { createLogger } from '../log/logger';
-import { ControlPlane } from '../control/control-plane';
-import { runAnalyze } from './analyze';
+// The `weft` command: one entry point, one small module per subcommand, loaded only when used (so
+// `weft get` does not load the control plane). Exit status: 0 ok, 1 error, 2 usage.
+import { CliError, UsageError } from './cli-errors';
+import { processIo, type CliIo } from './cli-io';
 
 const VERSION: string = require('../../../package.json').version;
 
-const USAGE = `weft — a service mesh that speaks Istio
+interface Command {
+  summary: string;
+  /** The command's usage text and runner, loaded on demand. */
+  load(): Promise<{ usage: string; run(argv: string[], io: CliIo): Promise<number> }>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  control: {
+    summary: 'run the control plane (xDS on 127.0.0.1:15010, HTTP on 127.0.0.1:15014)',
+    load: async () => {
+      const m = await import('./control');
+      return { usage: m.CONTROL_USAGE, run: (argv) => m.runControl(argv) };
+    },
+  },
+  apply: {
+    summary: 'validate and apply resources to the running control plane',
+    load: async () => {
+      const m = await import('./apply');
+      return { usage: m.APPLY_USAGE, run: m.runApply };
+    },
+  },
+  get: {
+    summary: 'list resources the control plane accepted (table, yaml, json)',
+    load: async () => {
+      const m = await import('./get');
+      return { usage: m.GET_USAGE, run: m.runGet };
+    },
+  },
+  delete: {
+    summary: 'delete resources by file or by kind and name',
+    load: async () => {
+      const m = await import('./delete');
+      return { usage: m.DELETE_USAGE, run: m.runDelete };
+    },
+  },
+  'proxy-status': {
+    summary: 'every connected proxy and its xDS sync state (SYNCED, STALE, NACK)',
+    load: async () => {
+      const m = await import('./proxy-status');
+      return { usage: m.PROXY_STATUS_USAGE, run: m.runProxyStatus };
+    },
+  },
+  'proxy-config': {
+    summary: "a proxy's clusters, listeners, routes or endpoints, from its admin endpoint",
+    load: async () => {
+      const m = await import('./proxy-config');
+      return { usage: m.PROXY_CONFIG_USAGE, run: m.runProxyConfig };
+    },
+  },
+  analyze: {
+    summary: 'validate Istio YAML files or directories offline',
+    load: async () => {
+      const m = await import('./analyze');
+      return {
+        usage: m.ANALYZE_USAGE,
+        run: async (argv, io) => {
+          if (argv.length === 0) throw new UsageError('give one or more files or directories', m.ANALYZE_USAGE);
+          return m.runAnalyze(argv, (line) => io.out(line + '\n'));
+        },
+      };
+    },
+  },
+  version: {
+    summary: 'print the client and control plane versions',
+    load: async () => {
+      const m = await import('./version');
+      return { usage: m.VERSION_USAGE, run: m.runVersion };
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}   ${c.summary}`);
+  return `weft — a service mesh that speaks Istio
 
 Usage: weft <command> [options]
 
 Commands:
-  control    run the control plane (xDS on 127.0.0.1:15010, HTTP on 127.0.0.1:15014)
-  analyze    validate Istio YAML files or directories offline
-  version    print the version
+${lines.join('\n')}
 
+Commands that talk to a running control plane take --control HOST:PORT (or $WEFT_CONTROL;
+default 127.0.0.1:15014).
 Run 'weft <command> --help' for a command's options.
 `;
-
-const CONTROL_USAGE = `Usage: weft control --config-dir DIR [options]
-
-Reads every *.yaml/*.yml under DIR (watched: changes are pushed live) and serves xDS v3.
-
-Options:
-  --config-dir DIR          directory of Istio/Kubernetes YAML (required)
-  --xds-address HOST:PORT   plaintext xDS gRPC address (default 127.0.0.1:15010)
-  --http-address HOST:PORT  /ready, /metrics, /debug/* (default 127.0.0.1:15014)
-  --log-level LEVEL         debug | info | warn | error (default info)
-`;
-
-const ANALYZE_USAGE = `Usage: weft analyze PATH...
-
-Validates Istio YAML (files or directories) without a running control plane. Prints one line per
-problem (kind/name, file, field path, message) and exits 1 when any error is found.
-`;
-
-async function runControl(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'config-dir': { type: 'string' },
-      'xds-address': { type: 'string', default: '127.0.0.1:15010' },
-      'http-address': { type: 'string', default: '127.0.0.1:15014' },
-      'log-level': { type: 'string', default: 'info' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(CONTROL_USAGE);
-    return 0;
-  }
-  if (!values['config-dir']) throw new Error('--config-dir is required\n\n' + CONTROL_USAGE);
-  const logger = createLogger({ level: values['log-level'] as 'info', fields: { component: 'control' } });
-  const cp = new ControlPlane({
-    configDir: values['config-dir'],
-    xdsAddress: values['xds-address']!,
-    httpAddress: values['http-address']!,
-    logger,
-  });
-  await cp.start();
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info('shutdown_requested', { signal });
-      cp.stop().then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  return 0;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  const out = (line: string) => process.stdout.write(line + '\n');
-  switch (command) {
-    case 'control':
-      return runControl(rest);
-    case 'analyze':
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(ANALYZE_USAGE);
-        return 0;
-      }
-      return runAnalyze(rest, out);
-    case 'version':
-    case '--version':
-      out(`weft ${VERSION}`);
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return 0;
-    default:
-      process.stderr.write(`weft: unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+/** `--help` / `-h` anywhere before a `--`. */
+function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' && rest[0] ? COMMANDS[rest[0]] : undefined;
+    io.out(topic ? (await topic.load()).usage : usage());
+    return 0;
+  }
+  if (name === '--version') {
+    io.out(`weft ${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`weft: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { usage: commandUsage, run } = await command.load();
+  if (wantsHelp(rest)) {
+    io.out(commandUsage);
+    return 0;
+  }
+  try {
+    return await run(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`error: ${err.message}\n\n${err.usage ?? commandUsage}`);
+      return err.exitCode;
+    }
+    if (err instanceof CliError) {
+      io.err(err.bare ? `${err.message}\n` : `error: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
   }
 }
 

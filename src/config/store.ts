@@ -32,7 +32,8 @@ interface Entry {
   hash: string;
 }
 
-function hashResource(r: ConfigResource): string {
+/** Content hash of a resource (kind, metadata, spec): equal hashes mean an update changes nothing. */
+export function hashResource(r: ConfigResource): string {
   return createHash('sha1')
     .update(JSON.stringify({ k: r.kind, m: r.metadata, s: r.spec }))
     .digest('hex');

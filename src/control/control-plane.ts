@@ -1,5 +1,6 @@
 // `weft control`: wires the stages together — file source -> config store -> versioned snapshot
-// -> ADS server — and serves the monitoring/debug HTTP address.
+// -> ADS server — and serves the monitoring/debug HTTP address and the config API behind the CLI.
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -8,9 +9,18 @@ import { FileConfigSource, type FileUpdate } from '../config/file-source';
 import { formatProblem, type ConfigProblem } from '../config/problems';
 import { ConfigStore, isEmptyChange, type StoreChange } from '../config/store';
 import type { Logger } from '../log/logger';
+import type { ProxyNode } from '../model/proxy';
 import { createSnapshot, DEFAULT_MESH_CONFIG, SnapshotHistory, type MeshConfig, type MeshSnapshot } from '../model/snapshot';
 import { AdsServer } from '../xds/server/ads-server';
 import { parseProxyNode, translateForProxy } from '../xds/translate';
+import {
+  ConfigWriter,
+  type ApplyOutcome,
+  type ApplyRequest,
+  type ChangeCause,
+  type DeleteOutcome,
+  type DeleteRequest,
+} from './config-writer';
 import { startMonitoringServer, type MonitoringServer } from './monitoring-server';
 
 export interface ControlPlaneOptions {
@@ -26,7 +36,20 @@ export interface ControlPlaneOptions {
   pushDebounceMaxMs?: number;
 }
 
+/** A snapshot was published: what changed and why (the hook for versioned history, issue 9). */
+export interface SnapshotPublishedEvent {
+  snapshot: MeshSnapshot;
+  change: StoreChange;
+  cause: ChangeCause;
+}
+
+export interface ControlPlaneEvents {
+  snapshot: [SnapshotPublishedEvent];
+}
+
 export class ControlPlane {
+  /** Emitted synchronously; 'snapshot' after every published snapshot. */
+  readonly events = new EventEmitter<ControlPlaneEvents>();
   readonly store = new ConfigStore();
   readonly history: SnapshotHistory;
   readonly metrics = new Registry();
@@ -35,11 +58,18 @@ export class ControlPlane {
   private monitoring?: MonitoringServer;
   private sequence = 0;
   private analysis: ConfigProblem[] = [];
-  private readonly logger: Logger;
+  readonly logger: Logger;
   private readonly snapshotsBuilt: Counter;
   private readonly snapshotBuildTime: Histogram;
   private readonly rejectedGauge: Gauge;
   private readonly configEvents: Counter;
+  private readonly writer: ConfigWriter;
+  /** Connected proxies by ADS connection id (for the proxies API: addresses, workload names). */
+  private readonly proxyNodes = new Map<string, ProxyNode>();
+  /** The cause of the rescan in progress, when an API call triggered it. */
+  private pendingCause?: ChangeCause;
+  /** Absolute path of the watched config directory. */
+  readonly configDir: string;
   xdsPort = 0;
   httpPort = 0;
 
@@ -73,6 +103,21 @@ export class ControlPlane {
       debounceAfterMs: options.pushDebounceMs,
       debounceMaxMs: options.pushDebounceMaxMs,
     });
+    this.ads.events.on('connect', (e) => this.proxyNodes.set(e.connectionId, e.proxy));
+    this.ads.events.on('disconnect', (e) => this.proxyNodes.delete(e.connectionId));
+    this.configDir = path.resolve(options.configDir);
+    const host = this;
+    this.writer = new ConfigWriter({
+      configDir: this.configDir,
+      store: this.store,
+      logger: this.logger,
+      get domainSuffix() {
+        return host.meshConfig.domainSuffix;
+      },
+      analysisProblems: () => this.analysis,
+      rescan: (cause) => this.rescan(cause),
+      currentVersion: () => this.current()?.version,
+    });
   }
 
   get meshConfig(): MeshConfig {
@@ -89,8 +134,28 @@ export class ControlPlane {
     return this.analysis;
   }
 
+  /**
+   * Validates `request` like the file source would and writes it into the config directory
+   * (existing resources in their own file, new ones under applied/), then rescans so the result
+   * carries the new snapshot version. Throws ConfigRequestError (with the analyzer's problems)
+   * and changes nothing when any document is invalid. Serialized with every other change.
+   */
+  apply(request: ApplyRequest): Promise<ApplyOutcome> {
+    return this.writer.apply(request);
+  }
+
+  /** Removes resources from their files (a file left empty is deleted) and rescans. */
+  deleteResources(request: DeleteRequest): Promise<DeleteOutcome> {
+    return this.writer.delete(request);
+  }
+
+  /** What a connected proxy said about itself (by ADS connection id). */
+  proxyNode(connectionId: string): ProxyNode | undefined {
+    return this.proxyNodes.get(connectionId);
+  }
+
   async start(): Promise<void> {
-    const dir = path.resolve(this.options.configDir);
+    const dir = this.configDir;
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
       throw new Error(`config directory ${dir} does not exist (hint: create it, or pass --config-dir)`);
     }
@@ -113,9 +178,18 @@ export class ControlPlane {
     });
   }
 
-  /** Forces a rescan of the config directory (for callers that just wrote files). */
-  rescan(): void {
-    this.source?.rescan();
+  /**
+   * Rescans the config directory now, synchronously (for callers that just wrote files); a
+   * resulting snapshot records `cause`. Returns the snapshot serving afterwards.
+   */
+  rescan(cause?: ChangeCause): MeshSnapshot | undefined {
+    this.pendingCause = cause;
+    try {
+      this.source?.rescan();
+    } finally {
+      this.pendingCause = undefined;
+    }
+    return this.current();
   }
 
   async stop(graceMs = 2000): Promise<void> {
@@ -153,10 +227,16 @@ export class ControlPlane {
     countEvents(total.removed, 'delete');
     if (!force && isEmptyChange(total)) return;
     const files = updates.map((u) => u.sourceId);
-    this.publish(`${reason}: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` (+${files.length - 5} more)` : ''}`, total);
+    const cause: ChangeCause = this.pendingCause ?? { source: 'file' };
+    const listed = (items: string[]) => `${items.slice(0, 5).join(', ')}${items.length > 5 ? ` (+${items.length - 5} more)` : ''}`;
+    const described =
+      cause.source === 'api'
+        ? `weft ${cause.operation ?? 'change'}: ${listed(cause.resources ?? files)}${cause.message ? ` — ${JSON.stringify(cause.message)}` : ''}`
+        : `${reason}: ${listed(files)}`;
+    this.publish(described, total, cause);
   }
 
-  private publish(reason: string, change: StoreChange): MeshSnapshot {
+  private publish(reason: string, change: StoreChange, cause: ChangeCause): MeshSnapshot {
     const started = process.hrtime.bigint();
     const resources = this.store.resources();
     const snapshot = createSnapshot({ sequence: ++this.sequence, reason, resources, meshConfig: this.meshConfig });
@@ -176,7 +256,10 @@ export class ControlPlane {
       removed: change.removed.length,
       rejected: change.rejected.length,
       buildMs: Math.round(seconds * 1000 * 100) / 100,
+      source: cause.source,
+      ...(cause.message ? { message: cause.message } : {}),
     });
+    this.events.emit('snapshot', { snapshot, change, cause });
     return snapshot;
   }
 }

@@ -1,9 +1,11 @@
-// The control plane's HTTP address (Istio: 15014): readiness, Prometheus metrics and the debug
-// views operators read when something is off (/debug/syncz, /debug/configz, /debug/snapshots).
+// The control plane's HTTP address (Istio: 15014): readiness, Prometheus metrics, the debug
+// views operators read when something is off (/debug/syncz, /debug/configz, /debug/snapshots),
+// and the config API the `weft` CLI talks to (/api/v1/*, in config-api.ts).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatProblem } from '../config/problems';
 import { resourceKey } from '../config/resources';
+import { matchConfigApi, runApiHandler } from './config-api';
 import type { ControlPlane } from './control-plane';
 
 export interface MonitoringServer {
@@ -82,7 +84,34 @@ function prefixRoute(cp: ControlPlane, pathname: string): Handler | undefined {
 export function startMonitoringServer(cp: ControlPlane, address: string): Promise<MonitoringServer> {
   const routes = buildRoutes(cp);
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('malformed request URL\n');
+      return;
+    }
+    const api = matchConfigApi(cp, url.pathname);
+    if (api) {
+      const method = (req.method ?? 'GET') as 'GET';
+      const apiHandler = api.methods[method];
+      if (!apiHandler) {
+        const allow = Object.keys(api.methods).join(', ');
+        res
+          .writeHead(405, { 'content-type': 'application/json', allow })
+          .end(JSON.stringify({ error: `method ${req.method} not allowed on ${url.pathname}; use ${allow}` }) + '\n');
+        req.resume();
+        return;
+      }
+      runApiHandler(cp, apiHandler, req, url, api.params).then(
+        (r) => {
+          res.writeHead(r.status, { 'content-type': r.type, ...r.headers }).end(r.body);
+          req.resume(); // drain what a refused request still sends
+        },
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`internal error: ${err.message}\n`),
+      );
+      return;
+    }
     const handler = routes[url.pathname] ?? prefixRoute(cp, url.pathname);
     if (!handler) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${url.pathname}\n`);

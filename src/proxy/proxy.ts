@@ -114,7 +114,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     random,
     logger,
     activeFaults: { count: 0 },
-    inflight: new Set(),
   };
   const portOverrides = new Map<number, number>(Object.entries(options.listenerPorts ?? {}).map(([k, v]) => [Number(k), v]));
   if (!portOverrides.has(15001)) portOverrides.set(15001, ports.outbound);
@@ -356,8 +355,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (initialTimer) clearTimeout(initialTimer);
       rejectReady(new Error('proxy closed before it was ready'));
       xds.close();
+      // Past the grace period the listeners cut their connections; each stream then aborts its
+      // upstream request itself.
       await listenerManager.close(graceMs);
-      for (const s of runtime.inflight) s.abortForShutdown();
       clusters.close();
       accessLogs.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => {

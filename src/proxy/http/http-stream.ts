@@ -40,8 +40,6 @@ export interface HttpRuntime {
   logger: Logger;
   /** Faults in progress (for max_active_faults). */
   activeFaults: { count: number };
-  /** Streams in flight, for draining. */
-  inflight: Set<{ abortForShutdown(): void }>;
 }
 
 export class HttpStream implements RequestView {
@@ -149,7 +147,6 @@ export class HttpStream implements RequestView {
     s.downstream_rq_active++;
     if (this.exchange.protocol === 'HTTP/2') s.downstream_rq_http2_total++;
     else s.downstream_rq_http1_total++;
-    this.runtime.inflight.add(this);
     this.exchange.onAbort(() => this.onDownstreamAbort());
 
     if (this.hcm.generateRequestId) {
@@ -418,21 +415,12 @@ export class HttpStream implements RequestView {
     this.finish(this.exchange.headersSent ? this.status : 0);
   }
 
-  /** Proxy shutdown past its grace period: cut the stream. */
-  abortForShutdown(): void {
-    if (this.done) return;
-    this.forwarder?.onDownstreamAbort();
-    this.exchange.reset();
-    this.finish(this.status);
-  }
-
   /** Records the finished request. Idempotent. */
   finish(status: number): void {
     if (this.done) return;
     this.done = true;
     this.status = status;
     this.releaseFault();
-    this.runtime.inflight.delete(this);
     const s = this.httpStats;
     s.downstream_rq_active--;
     s.downstream_rq_completed++;

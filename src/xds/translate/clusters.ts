@@ -10,7 +10,7 @@ import type {
 } from '../../config/resources';
 import { isHttp2Protocol } from '../../registry/protocol';
 import type { MeshEndpoint, MeshService, Protocol, ServicePortInfo } from '../../registry/types';
-import { buildLocalityLbEndpoints, endpointInputs, endpointsForCluster } from './endpoints';
+import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointInputs, endpointsForCluster } from './endpoints';
 import {
   BLACKHOLE_CLUSTER,
   PASSTHROUGH_CLUSTER,
@@ -48,33 +48,62 @@ export interface ClusterOptions {
 }
 
 /**
- * Every outbound cluster the proxy needs: `outbound|port||host` for each visible service port
- * (UDP excluded) plus `outbound|port|subset|host` per subset of the applicable DestinationRule.
- * Sorted by service hostname, then port, then the rule's subset order.
+ * The clusters of one service under its DestinationRule (or none): `outbound|port||host` per port
+ * (UDP excluded) plus `outbound|port|subset|host` per subset of the rule; by port, then subset order.
  */
-export function planOutboundClusters(scope: ProxyScope, opts: ClusterOptions): OutboundClusterPlan[] {
+function planServiceClusters(service: MeshService, dr: DestinationRuleResource | undefined, opts: ClusterOptions): OutboundClusterPlan[] {
   const plans: OutboundClusterPlan[] = [];
-  for (const service of scope.services) {
-    if (opts.proxyless && service.resolution === 'NONE') continue; // gRPC has no original-destination clusters
-    const dr = findDestinationRule(scope, service.hostname, service.namespace);
-    const ports = [...service.ports].filter((p) => p.protocol !== 'UDP').sort((a, b) => a.port - b.port);
-    for (const port of ports) {
-      const subsets: (Subset | undefined)[] = [undefined, ...(dr?.spec.subsets ?? [])];
-      for (const subset of subsets) {
-        const policy = effectivePolicy(dr?.spec, port.port, subset);
-        plans.push({
-          name: outboundClusterName(service.hostname, port.port, subset?.name),
-          service,
-          port,
-          ...(subset ? { subset } : {}),
-          ...(dr ? { destinationRule: dr } : {}),
-          policy,
-          discovery: discoveryFor(service, policy, opts),
-        });
-      }
+  const ports = [...service.ports].filter((p) => p.protocol !== 'UDP').sort((a, b) => a.port - b.port);
+  for (const port of ports) {
+    const subsets: (Subset | undefined)[] = [undefined, ...(dr?.spec.subsets ?? [])];
+    for (const subset of subsets) {
+      const policy = effectivePolicy(dr?.spec, port.port, subset);
+      plans.push({
+        name: outboundClusterName(service.hostname, port.port, subset?.name),
+        service,
+        port,
+        ...(subset ? { subset } : {}),
+        ...(dr ? { destinationRule: dr } : {}),
+        policy,
+        discovery: discoveryFor(service, policy, opts),
+      });
     }
   }
   return plans;
+}
+
+/** Outbound clusters and the ClusterLoadAssignments of their EDS clusters. */
+export interface OutboundClusterResources {
+  readonly clusters: readonly EnvoyResource[];
+  readonly loadAssignments: readonly EnvoyResource[];
+}
+
+/**
+ * Every outbound cluster the proxy needs (each visible service's clusters, sorted by hostname,
+ * then BlackHoleCluster and PassthroughCluster except for proxyless gRPC) and the
+ * ClusterLoadAssignments of the EDS ones. Within a snapshot a service's clusters depend only on
+ * the service and the DestinationRule that applies, so proxies that resolve the same rule
+ * (whatever their namespace) reuse that service's resources without planning them again.
+ */
+export function buildOutboundClusterResources(scope: ProxyScope, opts: ClusterOptions): OutboundClusterResources {
+  const clusters: EnvoyResource[] = [];
+  const loadAssignments: EnvoyResource[] = [];
+  const { services: perService } = scope.shared;
+  for (const service of scope.services) {
+    if (opts.proxyless && service.resolution === 'NONE') continue; // gRPC has no original-destination clusters
+    const dr = findDestinationRule(scope, service.hostname, service.namespace);
+    const key = `${opts.proxyless ? 'grpc' : 'envoy'}|${service.hostname}|${dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : ''}`;
+    let built = perService.get(key);
+    if (!built) {
+      const plans = planServiceClusters(service, dr, opts);
+      built = { clusters: buildPlannedClusters(scope, plans, opts), loadAssignments: buildClusterLoadAssignments(scope, plans) };
+      perService.set(key, built);
+    }
+    clusters.push(...built.clusters);
+    loadAssignments.push(...built.loadAssignments);
+  }
+  if (!opts.proxyless) clusters.push(...catchAllClusters(scope));
+  return { clusters, loadAssignments };
 }
 
 function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: ClusterOptions): ClusterDiscovery {
@@ -93,19 +122,22 @@ function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: Clust
 }
 
 /**
- * The outbound clusters of the plans, then BlackHoleCluster and PassthroughCluster (sidecars and
- * gateways). Each cluster is looked up by outboundClusterKey first, so equal inputs give the same
- * object across proxies and snapshots.
+ * The clusters of the plans, each looked up by its name and inputs first, so equal inputs give the
+ * same object across proxies and snapshots.
  */
-export function buildOutboundClusters(scope: ProxyScope, plans: readonly OutboundClusterPlan[], opts: ClusterOptions): EnvoyResource[] {
+function buildPlannedClusters(scope: ProxyScope, plans: readonly OutboundClusterPlan[], opts: ClusterOptions): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   for (const plan of plans) {
     const dnsEndpoints = plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS' ? endpointsForCluster(scope, plan) : undefined;
     const inputs = outboundClusterInputs(plan, opts, dnsEndpoints);
     out.push(scope.shared.clusters.get(plan.name, inputs, () => buildOutboundCluster(plan, opts, dnsEndpoints)));
   }
-  if (!opts.proxyless) out.push(blackHoleCluster(), passthroughCluster());
   return out;
+}
+
+/** BlackHoleCluster and PassthroughCluster, shared like every other cluster. */
+function catchAllClusters(scope: ProxyScope): EnvoyResource[] {
+  return [scope.shared.clusters.get(BLACKHOLE_CLUSTER, '', blackHoleCluster), scope.shared.clusters.get(PASSTHROUGH_CLUSTER, '', passthroughCluster)];
 }
 
 /**

@@ -3,8 +3,7 @@
 // clusters that @grpc/grpc-js-xds accepts (ROUND_ROBIN or RING_HASH only), and their endpoints.
 import { splitKubeHost } from '../../registry/hosts';
 import type { MeshService } from '../../registry/types';
-import { buildOutboundClusters, planOutboundClusters } from './clusters';
-import { buildClusterLoadAssignments } from './endpoints';
+import { buildOutboundClusterResources } from './clusters';
 import { httpConnectionManagerConfig } from './filters';
 import { hostPort } from './names';
 import type { RouteContext } from './routes';
@@ -28,14 +27,12 @@ export function proxylessListenerNames(service: MeshService, port: number, proxy
 }
 
 export function buildProxylessResources(scope: ProxyScope): {
-  clusters: EnvoyResource[];
-  endpoints: EnvoyResource[];
+  clusters: readonly EnvoyResource[];
+  endpoints: readonly EnvoyResource[];
   listeners: EnvoyResource[];
   routes: EnvoyResource[];
 } {
-  const plans = planOutboundClusters(scope, { proxyless: true });
-  const clusters = buildOutboundClusters(scope, plans, { proxyless: true });
-  const endpoints = buildClusterLoadAssignments(scope, plans);
+  const { clusters, loadAssignments: endpoints } = buildOutboundClusterResources(scope, { proxyless: true });
   const listeners: EnvoyResource[] = [];
   const routes: EnvoyResource[] = [];
   for (const service of scope.services) {

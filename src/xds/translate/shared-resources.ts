@@ -13,8 +13,19 @@ export interface ResourceMemo<V> {
   get(name: string, inputs: string, build: () => V): V;
 }
 
-/** The memos a translation may reuse resources from. Only translation code in this folder reads it. */
+/** The outbound clusters and ClusterLoadAssignments of one service (see buildOutboundClusterResources). */
+export interface ServiceClusterResources {
+  readonly clusters: readonly EnvoyResource[];
+  readonly loadAssignments: readonly EnvoyResource[];
+}
+
+/**
+ * The memos a translation may reuse resources from: `clusters` and `loadAssignments` live across
+ * snapshots, `services` belongs to one snapshot. Only translation code in this folder reads it.
+ */
 export interface SharedResources {
+  /** One snapshot's per-service results, by `kind|hostname|DestinationRule` (clusters.ts). */
+  readonly services: Map<string, ServiceClusterResources>;
   /** Outbound clusters, by name and outboundClusterInputs (clusters.ts). */
   readonly clusters: ResourceMemo<EnvoyResource>;
   /** ClusterLoadAssignments, by cluster name and endpointInputs of its endpoints (endpoints.ts). */
@@ -24,7 +35,7 @@ export interface SharedResources {
 /** Memos that remember nothing: every translation builds its own objects. */
 export function unsharedResources(): SharedResources {
   const none: ResourceMemo<EnvoyResource> = { get: (_name, _inputs, build) => build() };
-  return { clusters: none, loadAssignments: none };
+  return { services: new Map(), clusters: none, loadAssignments: none };
 }
 
 /** How shared values are protected against mutation. */

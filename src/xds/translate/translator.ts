@@ -6,8 +6,7 @@
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { ProxyNode } from '../../model/proxy';
 import { TypeUrl } from '../protos';
-import { buildInboundClusters, buildOutboundClusters, planOutboundClusters } from './clusters';
-import { buildClusterLoadAssignments } from './endpoints';
+import { buildInboundClusters, buildOutboundClusterResources } from './clusters';
 import { buildGatewayResources } from './gateway';
 import {
   buildOutboundListeners,
@@ -88,7 +87,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
   const snapshots = new WeakMap<MeshSnapshot, SnapshotMemo>();
   const clusters = new GenerationalMemo<EnvoyResource>(freeze);
   const loadAssignments = new GenerationalMemo<EnvoyResource>(freeze);
-  const resources: SharedResources = { clusters, loadAssignments };
+  const resources: Omit<SharedResources, 'services'> = { clusters, loadAssignments };
   let sharedResults = 0;
   let builtResults = 0;
 
@@ -99,7 +98,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
       clusters.rotate();
       loadAssignments.rotate();
       memo = {
-        share: { index: buildSnapshotIndex(snapshot), views: new Map(), resources },
+        share: { index: buildSnapshotIndex(snapshot), views: new Map(), resources: { ...resources, services: new Map() } },
         outbound: new Map(),
         listeners: new Map(),
         routes: new Map(),
@@ -144,11 +143,8 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     }
 
     const outbound = remember(memo.outbound, keyOf(sig.view, sig.destinationRules), () => {
-      const plans = planOutboundClusters(scopeOf(), { proxyless: false });
-      return {
-        clusters: sorted(buildOutboundClusters(scopeOf(), plans, { proxyless: false })),
-        endpoints: sorted(buildClusterLoadAssignments(scopeOf(), plans)),
-      };
+      const built = buildOutboundClusterResources(scopeOf(), { proxyless: false });
+      return { clusters: sorted(built.clusters), endpoints: sorted(built.loadAssignments) };
     });
 
     if (proxy.type === 'router') {
