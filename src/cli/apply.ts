@@ -2,7 +2,7 @@
 // config directory, all or nothing; prints kubectl's `virtualservice.networking.istio.io/reviews
 // configured` lines, or the analyzer's messages and exit 1 when anything is invalid.
 import type { ApplyOutcome } from '../control/config-writer';
-import { MANIFEST_BUNDLE_TYPE } from '../control/config-api';
+import { MANIFEST_BUNDLE_TYPE } from '../control/config-api-contract';
 import { bareError, CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { ApiError, CONTROL_HELP, CONTROL_OPTION, ControlClient, withHint } from './control-client';

@@ -1,6 +1,6 @@
 // `weft delete -f FILE` / `weft delete KIND NAME...`: removes resources from the control plane's
 // config directory (the file they live in; a file left empty is deleted) and the mesh.
-import { MANIFEST_BUNDLE_TYPE } from '../control/config-api';
+import { MANIFEST_BUNDLE_TYPE } from '../control/config-api-contract';
 import type { DeleteOutcome } from '../control/config-writer';
 import { bareError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';

@@ -1,6 +1,5 @@
 // `weft get KIND [NAME...]`: the resources the control plane accepted, as a kubectl-style table
 // or as YAML/JSON that `weft apply -f` takes back unchanged.
-import { stringify } from 'yaml';
 import type { KindInfo } from '../config/kinds';
 import { bareError, outputFormat, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
@@ -66,7 +65,7 @@ export async function runGet(argv: string[], io: CliIo): Promise<number> {
 
   if (format === 'yaml' || format === 'json') {
     const value = names.length === 1 ? items[0] : { ...list, items };
-    if (value) io.out(format === 'json' ? JSON.stringify(value, null, 2) + '\n' : stringify(value, { lineWidth: 0 }));
+    if (value) io.out(format === 'json' ? JSON.stringify(value, null, 2) + '\n' : (await import('yaml')).stringify(value, { lineWidth: 0 }));
   } else if (format === 'name') {
     for (const r of items) io.out(`${singularName(info)}/${r.metadata.name}\n`);
   } else if (items.length > 0) {

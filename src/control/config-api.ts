@@ -18,13 +18,11 @@
 import type * as http from 'node:http';
 import { lookupKind } from '../config/kinds';
 import type { ConfigResource } from '../config/resources';
-import { ConfigRequestError, knownKindNames, pluralName, type ManifestSource } from './config-writer';
+import { knownKindNames, MANIFEST_BUNDLE_TYPE, pluralName } from './config-api-contract';
+import { ConfigRequestError, type ManifestSource } from './config-writer';
 import type { ControlPlane } from './control-plane';
 
 export const WEFT_VERSION: string = require('../../../package.json').version;
-
-/** The CLI's request body: several named inputs in one atomic change. */
-export const MANIFEST_BUNDLE_TYPE = 'application/vnd.weft.manifests+json';
 
 /** Largest request body accepted. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -189,6 +187,9 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     });
     req.on('error', (err) => {
       if (!refused) reject(new ConfigRequestError(400, `the request body could not be read: ${err.message}`));
+    });
+    req.on('close', () => {
+      if (!refused && !req.complete) reject(new ConfigRequestError(400, 'the client went away before sending the whole body'));
     });
   });
 }

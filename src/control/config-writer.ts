@@ -13,7 +13,8 @@ import { resourceKey, type ConfigResource, type ResourceKind } from '../config/r
 import { hashResource, type ConfigStore } from '../config/store';
 import { validateResource } from '../config/validate';
 import type { Logger } from '../log/logger';
-import { editManifest, manifestYaml, UnparsableManifestError, type ManifestObject } from './manifest-edit';
+import { knownKindNames, pluralName } from './config-api-contract';
+import { editManifest, UnparsableManifestError, type ManifestObject } from './manifest-edit';
 
 /** Why a snapshot was built: the file watcher, or an API call (with the operator's message). */
 export interface ChangeCause {
@@ -155,11 +156,13 @@ export class ConfigWriter {
     const current = new Map(host.store.resources().map((r) => [resourceKey(r), r]));
     const wouldBe = new Map(current);
     for (const p of prepared) wouldBe.set(p.key, p.resource);
+    // Refused: any analyzer error about a resource being applied, and any error the change
+    // would introduce elsewhere (a DestinationRule losing a subset a route still uses).
     const analysis = analyzeResources([...wouldBe.values()], { domainSuffix: host.domainSuffix });
-    const introduced = newProblems(host.analysisProblems(), analysis);
-    const blocking = introduced.filter((p) => p.severity === 'error');
-    if (blocking.length > 0) throw invalid(blocking, 'the change would leave references that do not resolve');
     const applied = new Set(prepared.map((p) => p.key));
+    const introduced = new Set(newProblems(host.analysisProblems(), analysis));
+    const blocking = analysis.filter((p) => p.severity === 'error' && (applied.has(problemKey(p)) || introduced.has(p)));
+    if (blocking.length > 0) throw invalid(blocking, 'the change would leave references that do not resolve');
     const relevantWarnings = [...warnings, ...analysis.filter((p) => p.severity === 'warning' && applied.has(problemKey(p)))];
 
     const rejectedKeys = new Map(host.store.rejected().map((r) => [r.key, r]));
@@ -470,14 +473,6 @@ function newResourceFile(p: PreparedResource): string {
   return path.join(APPLIED_DIR, `${p.info.kind.toLowerCase()}-${p.resource.metadata.namespace}-${p.resource.metadata.name}.yaml`);
 }
 
-/** `virtualservices.networking.istio.io`, `services` (kubectl's resource names). */
-export function pluralName(info: KindInfo): string {
-  return info.group ? `${info.plural}.${info.group}` : info.plural;
-}
-
-function knownKindNames(): string {
-  return KNOWN_KINDS.map((k) => (k.shortNames.length ? `${k.plural} (${k.shortNames.join(', ')})` : k.plural)).join(', ');
-}
 
 function insideConfigDir(configDir: string, file: string): string {
   const absolute = path.resolve(configDir, file);
@@ -499,4 +494,3 @@ function writeOrRemove(file: string, text: string | undefined): void {
   fs.renameSync(temp, file);
 }
 
-export { manifestYaml, knownKindNames };

@@ -135,11 +135,11 @@ export class ProxyStats {
     for (const [prefix, s] of this.httpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`http.${prefix}.${k}: ${v}`);
     for (const [prefix, s] of this.tcpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`tcp.${prefix}.${k}: ${v}`);
     for (const [flag, v] of this.responseFlags) lines.push(`weft.response_flags.${flag}: ${v}`);
+    // Envoy's names for the subscription stats: cluster_manager.cds.*, listener_manager.lds.*.
+    const XDS_PREFIX: Record<string, string> = { CDS: 'cluster_manager.cds', LDS: 'listener_manager.lds', EDS: 'weft.eds', RDS: 'weft.rds' };
     for (const [type, s] of this.xds) {
-      const name = type.toLowerCase();
-      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_attempt: ${s.update_attempt}`);
-      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_success: ${s.update_success}`);
-      lines.push(`${name === 'cds' ? 'cluster_manager.cds' : name === 'lds' ? 'listener_manager.lds' : `weft.${name}`}.update_rejected: ${s.update_rejected}`);
+      const prefix = XDS_PREFIX[type] ?? `weft.${type.toLowerCase()}`;
+      lines.push(`${prefix}.update_attempt: ${s.update_attempt}`, `${prefix}.update_success: ${s.update_success}`, `${prefix}.update_rejected: ${s.update_rejected}`);
     }
     lines.push(`control_plane.connected_state: ${this.controlPlaneConnected ? 1 : 0}`);
     return lines.sort().join('\n') + '\n';

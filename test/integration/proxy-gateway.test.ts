@@ -94,6 +94,8 @@ describe('proxy as an ingress gateway', () => {
           { port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
           { port: { number: 8444, name: 'tls', protocol: 'TLS' }, hosts: ['*.secure.example'], tls: { mode: 'PASSTHROUGH' } },
           { port: { number: 31400, name: 'tcp', protocol: 'TCP' }, hosts: ['*'] },
+          // TLS termination is not implemented yet: this listener must be refused on its own.
+          { port: { number: 8443, name: 'https', protocol: 'HTTPS' }, hosts: ['bookinfo.example.com'], tls: { mode: 'SIMPLE', credentialName: 'bookinfo-cert' } },
         ],
       }),
       virtualService('frontend', {
@@ -125,7 +127,7 @@ describe('proxy as an ingress gateway', () => {
       },
       bindAddress: '127.0.0.1',
       ports: { admin: 0, stats: 0, health: 0 },
-      listenerPorts: { 8080: 0, 8444: 0, 31400: 0 },
+      listenerPorts: { 8080: 0, 8443: 0, 8444: 0, 31400: 0 },
       logger: createLogger({ level: 'error' }),
       xdsBackoff: { initialMs: 50, maxMs: 500 },
     });
@@ -141,9 +143,11 @@ describe('proxy as an ingress gateway', () => {
     tcpBackend?.close();
   });
 
-  it('binds one listener per Gateway server port', () => {
+  it('binds one listener per Gateway server port, refusing only the one it cannot serve', () => {
     const names = gw.listeners().map((l) => l.name).sort();
     assert.deepEqual(names, ['0.0.0.0_31400', '0.0.0.0_8080', '0.0.0.0_8444']);
+    const lds = gw.xdsStatus().LDS;
+    assert.match(String(lds.lastError), /^Listener "0\.0\.0\.0_8443": filter_chains\[0\]\.transport_socket: transport socket "envoy\.transport_sockets\.tls" is not supported/);
   });
 
   it('routes HTTP from bound VirtualServices, 404 for paths no route takes', async () => {

@@ -30,6 +30,7 @@ export function createRequestListener(routes: readonly Route[], logger: Logger):
     const started = Date.now();
     const url = new URL(req.url ?? '/', 'http://app.local');
     const method = req.method ?? 'GET';
+    logger.debug('request received', { method, path: url.pathname });
     let pathMatched = false;
     for (const r of routes) {
       const match = r.path.exec(url.pathname);
@@ -118,7 +119,9 @@ function listenError(err: NodeJS.ErrnoException, address: string, port: number):
     case 'EADDRNOTAVAIL':
       return new ListenError(
         err.code,
-        `cannot listen on ${where}: ${address} is not an address of this machine (hint: Linux routes all of 127.0.0.0/8 to loopback; on macOS add an alias first: sudo ifconfig lo0 alias ${address})`,
+        address.startsWith('127.')
+          ? `cannot listen on ${where}: ${address} is not configured on this machine (hint: Linux routes all of 127.0.0.0/8 to loopback; on macOS add an alias first: sudo ifconfig lo0 alias ${address})`
+          : `cannot listen on ${where}: ${address} is not an address of this machine (hint: check BIND_ADDRESS)`,
       );
     case 'EACCES':
       return new ListenError(err.code, `cannot listen on ${where}: permission denied (hint: ports below 1024 need privileges; use a higher PORT)`);

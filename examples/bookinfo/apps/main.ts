@@ -3,7 +3,7 @@
 // JSON line when it starts and one when it stops; SIGTERM / SIGINT finish in-flight requests first.
 import { createLogger, type Logger } from '../../../src/log/logger';
 import { detailsRoutes } from './details';
-import { createRequestListener, ListenError, listen, type Route } from './http-app';
+import { createRequestListener, ListenError, listen, type Route, type RunningServer } from './http-app';
 import { httpbinRoutes } from './httpbin';
 import { createMeshClient, type MeshClient } from './mesh-client';
 import { productPageOptionsFromEnv, productPageRoutes } from './productpage';
@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const logger: Logger = baseLogger.child({ service, workload: config.workloadName });
   const client = createMeshClient(config.httpProxy);
-  let server;
+  let server: RunningServer;
   try {
     server = await listen(createRequestListener(routesFor(config, client), logger), config.bindAddress, config.port);
   } catch (err) {

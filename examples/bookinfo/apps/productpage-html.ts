@@ -1,7 +1,8 @@
 // The HTML of productpage: the index and the product page. The markup follows Istio's Bootstrap
 // template where tools and tasks look at it (class names, `<font color="...">` around
 // glyphicon-star spans, the error texts, "Reviews served by:"); a few inline styles stand in for
-// the Bootstrap assets so the page reads well without them.
+// the Bootstrap assets so the page reads well without them. The styles never spell the glyphicon
+// class names, so counting "glyphicon-star" in the page counts stars only.
 import type { Product } from './productpage';
 
 export interface UpstreamView<T> {
@@ -44,9 +45,9 @@ const STYLE = `
   .text-primary { color: #337ab7; }
   blockquote { border-left: 5px solid #eee; margin: 0 0 20px; padding: 10px 20px; }
   blockquote small { display: block; color: #777; }
-  .glyphicon-star::before { content: "\\2605"; }
-  .glyphicon-star-empty::before { content: "\\2606"; }
-  .glyphicon-user::before { content: "\\263A"; margin-right: 5px; }
+  font > span::before { content: "\\2605"; }
+  font > span[class$="-empty"]::before { content: "\\2606"; }
+  .navbar i[aria-hidden]::before { content: "\\263A"; margin-right: 5px; }
   table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 4px 8px; }
 `;
 

@@ -2,7 +2,8 @@
 // upstream protocol, outlier detection.
 import { compileLoadAssignmentInto } from './endpoints';
 import type { CircuitBreakerThresholds, CompiledCluster, LbPolicy, OutlierDetectionSettings } from './model';
-import { anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
+import { compileUpstreamTls, UPSTREAM_TLS_CONTEXT, type UpstreamTlsSettings } from './upstream-tls';
+import { anyIsDecoded, anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const RAW_BUFFER = 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
@@ -201,6 +202,17 @@ function checkTransportSocket(ts: Json | undefined, problems: Problems, path: st
   if (type && type !== RAW_BUFFER) problems.add(path, `transport socket "${ts.name ?? type}" is not supported by the Weft proxy yet`);
 }
 
+/** The cluster's transport socket: plaintext (raw_buffer) or TLS origination. */
+function compileTransportSocket(ts: Json | undefined, problems: Problems, path: string): UpstreamTlsSettings | undefined {
+  if (!ts) return undefined;
+  problems.fields(ts, path, ['name', 'typed_config']);
+  const type = anyTypeName(ts.typed_config);
+  if (!type || type === RAW_BUFFER) return undefined;
+  if (type === UPSTREAM_TLS_CONTEXT && anyIsDecoded(ts.typed_config)) return compileUpstreamTls(ts.typed_config, problems, join(path, 'typed_config'));
+  problems.add(path, `transport socket "${ts.name ?? type}" is not supported by the Weft proxy yet`);
+  return undefined;
+}
+
 /** Validates and compiles one Cluster. */
 export function compileCluster(raw: Json, version: string): Validation<CompiledCluster> {
   const name = String(raw.name ?? '');
@@ -270,7 +282,8 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
     }
     edsServiceName = eds.service_name || name;
   }
-  checkTransportSocket(raw.transport_socket, problems, 'transport_socket');
+  const tls = compileTransportSocket(raw.transport_socket, problems, 'transport_socket');
+  // Per-endpoint transport sockets (Istio's auto mTLS) need endpoint metadata matching: not yet.
   ((raw.transport_socket_matches ?? []) as Json[]).forEach((m, i) =>
     checkTransportSocket(m.transport_socket, problems, join(join('transport_socket_matches', i), 'transport_socket')),
   );
@@ -324,6 +337,7 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       loadAssignment,
       originalDstHeader,
       outlierDetection: compileOutlierDetection(raw.outlier_detection, problems, 'outlier_detection'),
+      tls,
       raw,
     }),
   );

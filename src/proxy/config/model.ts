@@ -1,6 +1,7 @@
 // The proxy's compiled configuration model: what validated xDS resources become. Everything here
 // is built once when config arrives and is immutable afterwards; the request path only reads it.
 import type { HeaderPredicate, QueryPredicate, StringPredicate } from './string-matcher';
+import type { UpstreamTlsSettings } from './upstream-tls';
 import type { Json } from './validation';
 
 // ---------------------------------------------------------------------------------------------
@@ -221,7 +222,9 @@ export interface CompiledVirtualHost {
   retry?: RetryPolicy;
   filters: FilterOverrides;
   mirrors: readonly MirrorPolicy[];
+  /** x-envoy-attempt-count on upstream requests / on downstream responses. */
   includeAttemptCount: boolean;
+  includeAttemptCountInResponse: boolean;
 }
 
 export interface CompiledRouteConfig {
@@ -236,6 +239,8 @@ export interface CompiledRouteConfig {
   prefixes: readonly { prefix: string; vhost: CompiledVirtualHost }[];
   catchAll?: CompiledVirtualHost;
   ignorePortInHostMatching: boolean;
+  /** Envoy default false: less specific levels (route config) apply last and win. */
+  mostSpecificHeaderMutationsWins: boolean;
   requestHeaders: HeaderEdits;
   responseHeaders: HeaderEdits;
   /** The resource as received, for /config_dump. */
@@ -368,6 +373,8 @@ export interface CompiledCluster {
   /** For ORIGINAL_DST with use_http_header. */
   originalDstHeader?: string;
   outlierDetection?: OutlierDetectionSettings;
+  /** TLS origination (transport_socket UpstreamTlsContext); undefined: plaintext. */
+  tls?: UpstreamTlsSettings;
   raw: Json;
 }
 

@@ -446,9 +446,10 @@ function compileVirtualHost(v: Json, problems: Problems, path: string): Compiled
       'retry_policy',
       'request_mirror_policies',
       'include_request_attempt_count',
+      'include_attempt_count_in_response',
       'require_tls',
     ],
-    ['virtual_clusters', 'metadata', 'per_request_buffer_limit_bytes', 'include_attempt_count_in_response', 'include_is_timeout_retry_header'],
+    ['virtual_clusters', 'metadata', 'per_request_buffer_limit_bytes', 'include_is_timeout_retry_header'],
   );
   if (v.require_tls && v.require_tls !== 'NONE') problems.add(join(path, 'require_tls'), 'require_tls is not supported');
   const filters = compileFilterOverrides(v.typed_per_filter_config, problems, path);
@@ -464,6 +465,7 @@ function compileVirtualHost(v: Json, problems: Problems, path: string): Compiled
     filters,
     mirrors: compileMirrors(v.request_mirror_policies, problems, path),
     includeAttemptCount: v.include_request_attempt_count === true,
+    includeAttemptCountInResponse: v.include_attempt_count_in_response === true,
   };
 }
 
@@ -482,8 +484,9 @@ export function compileRouteConfig(raw: Json, version: string): Validation<Compi
       'response_headers_to_add',
       'response_headers_to_remove',
       'ignore_port_in_host_matching',
+      'most_specific_header_mutations_wins',
     ],
-    ['validate_clusters', 'max_direct_response_body_size_bytes', 'metadata', 'most_specific_header_mutations_wins'],
+    ['validate_clusters', 'max_direct_response_body_size_bytes', 'metadata'],
   );
   if (!name) problems.add('name', 'name is required');
   const ignorePort = raw.ignore_port_in_host_matching === true;
@@ -521,6 +524,7 @@ export function compileRouteConfig(raw: Json, version: string): Validation<Compi
       catchAll,
       ...compileRequestResponseEdits(raw, problems, ''),
       ignorePortInHostMatching: ignorePort,
+      mostSpecificHeaderMutationsWins: raw.most_specific_header_mutations_wins === true,
       raw,
     }),
   );

@@ -178,11 +178,11 @@ export class Forwarder {
       if (!this.suppressEnvoyHeaders) h['x-envoy-original-path'] = s.path;
       this.request.path = path;
     }
-    // Header edits: most specific first, so route-config-level edits land last and win.
-    if (s.choice) applyRequestEdits(h, s.choice.requestHeaders, s);
-    applyRequestEdits(h, route.requestHeaders, s);
-    if (s.vh) applyRequestEdits(h, s.vh.requestHeaders, s);
-    if (s.rc) applyRequestEdits(h, s.rc.requestHeaders, s);
+    // Header edits: by default most specific first, so route-config-level edits land last and
+    // win; most_specific_header_mutations_wins reverses the order.
+    const levels = [s.choice?.requestHeaders, route.requestHeaders, s.vh?.requestHeaders, s.rc?.requestHeaders];
+    if (s.rc?.mostSpecificHeaderMutationsWins) levels.reverse();
+    for (const edits of levels) if (edits) applyRequestEdits(h, edits, s);
     if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = s.scheme;
     // Upgrades (websocket) the HCM or the route allows; others are forwarded as plain requests.
     const up = s.exchange.upgradeProtocol;
@@ -402,6 +402,7 @@ export class Forwarder {
     s.upstreamServiceTimeMs = serviceTime;
     let list = headers;
     if (!this.suppressEnvoyHeaders) list.push('x-envoy-upstream-service-time', String(serviceTime));
+    if (s.vh?.includeAttemptCountInResponse) list.push('x-envoy-attempt-count', String(s.attempts));
     list = s.finalizeResponseHeaders(list);
     if (endStream && !headers.includes('content-length') && s.exchange.protocol !== 'HTTP/2' && s.method !== 'HEAD' && status !== 204 && status !== 304) {
       list.push('content-length', '0');

@@ -334,6 +334,7 @@ export class ListenerServer {
       filters: {},
       mirrors: [],
       includeAttemptCount: false,
+      includeAttemptCountInResponse: false,
     };
     const rc: CompiledRouteConfig = {
       name: `${tcp.statPrefix}.http`,
@@ -344,6 +345,7 @@ export class ListenerServer {
       prefixes: [],
       catchAll: vhost,
       ignorePortInHostMatching: false,
+      mostSpecificHeaderMutationsWins: false,
       requestHeaders: { add: [], remove: [] },
       responseHeaders: { add: [], remove: [] },
       raw: {},

@@ -2,6 +2,8 @@
 // balancer, connect (retrying up to max_connect_attempts), then pipe bytes both ways with
 // half-close, an idle timeout, and an access log record when the connection ends.
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { tlsConnectOptions } from '../config/upstream-tls';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { TcpProxyConfig } from '../config/model';
@@ -123,11 +125,15 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
     }
     tried.add(host);
     host.active++;
-    const socket = net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    const tlsSettings = cluster.config.tls;
+    // TLS origination (a DestinationRule tls mode on a TCP service): the upstream leg is TLS.
+    const socket: net.Socket = tlsSettings
+      ? tls.connect({ host: host.address, port: host.port, allowHalfOpen: true, ...tlsConnectOptions(tlsSettings) })
+      : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeoutMs || 10_000);
     let connected = false;
-    socket.once('connect', () => {
+    socket.once(tlsSettings ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
       upstream = socket;

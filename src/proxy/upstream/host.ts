@@ -43,7 +43,7 @@ export class Host {
     readonly address: string,
     readonly port: number,
     endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname'>,
-    private readonly pool: PoolSettings,
+    readonly pool: PoolSettings,
   ) {
     this.key = endpointKey(address, port);
     this.weight = endpoint.weight;
@@ -71,13 +71,14 @@ export class Host {
   }
 
   connector(protocol: 'http1' | 'http2'): EndpointConnector {
-    const origin = `http://${this.key}`;
+    const origin = `${this.pool.tls ? 'https' : 'http'}://${this.key}`;
     if (protocol === 'http2') {
       if (!this.h2 || this.closed) {
         this.h2 = new Http2Connector(origin, {
           connectTimeoutMs: this.pool.connectTimeoutMs,
           idleTimeoutMs: this.pool.idleTimeoutMs,
           maxRequestsPerConnection: this.pool.maxRequestsPerConnection,
+          tls: this.pool.tls,
         });
       }
       return this.h2;
@@ -97,7 +98,8 @@ export class Host {
       p.maxConnections === pool.maxConnections &&
       p.connectTimeoutMs === pool.connectTimeoutMs &&
       p.idleTimeoutMs === pool.idleTimeoutMs &&
-      p.maxRequestsPerConnection === pool.maxRequestsPerConnection
+      p.maxRequestsPerConnection === pool.maxRequestsPerConnection &&
+      p.tls === pool.tls
     );
   }
 

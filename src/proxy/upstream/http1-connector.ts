@@ -2,6 +2,7 @@
 // `dispatch` with a handler (no promise or stream wrapper per request; measured fastest).
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
+import { tlsConnectOptions, type UpstreamTlsSettings } from '../config/upstream-tls';
 import { HOP_BY_HOP, UpstreamFailure, type EndpointConnector, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
 
 export interface PoolSettings {
@@ -11,6 +12,8 @@ export interface PoolSettings {
   idleTimeoutMs: number;
   /** 0: unlimited. */
   maxRequestsPerConnection: number;
+  /** TLS origination; compared by identity (a new cluster config makes new pools). */
+  tls?: UpstreamTlsSettings;
 }
 
 const CONNECT_ERRORS = new Set([
@@ -132,6 +135,7 @@ export class Http1Connector implements EndpointConnector {
       keepAliveMaxTimeout: Math.max(1, settings.idleTimeoutMs || 600_000),
       maxRequestsPerClient: settings.maxRequestsPerConnection > 0 ? settings.maxRequestsPerConnection : undefined,
       strictContentLength: false,
+      ...(settings.tls ? { connect: tlsConnectOptions(settings.tls) as never } : {}),
     });
   }
 

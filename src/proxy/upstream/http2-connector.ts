@@ -3,6 +3,7 @@
 // trailers and trailers-only responses exactly.
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
+import { tlsConnectOptions, type UpstreamTlsSettings } from '../config/upstream-tls';
 import { classifyUpstreamError } from './http1-connector';
 import { HOP_BY_HOP, UpstreamFailure, type EndpointConnector, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
 
@@ -13,6 +14,7 @@ export interface Http2Settings {
   idleTimeoutMs: number;
   /** Sessions opened at once is one; this caps concurrent streams on it (0: server's limit). */
   maxRequestsPerConnection: number;
+  tls?: UpstreamTlsSettings;
 }
 
 function headersToList(headers: http2.IncomingHttpHeaders, skipPseudo = true): string[] {
@@ -116,14 +118,15 @@ export class Http2Connector implements EndpointConnector {
   private getSession(): http2.ClientHttp2Session {
     const existing = this.session;
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const session = http2.connect(this.origin, { peerMaxConcurrentStreams: 1000 });
+    const tlsOptions = this.settings.tls ? { ...tlsConnectOptions(this.settings.tls), ALPNProtocols: ['h2'] } : {};
+    const session = http2.connect(this.origin, { peerMaxConcurrentStreams: 1000, ...tlsOptions });
     this.session = session;
     this.connected = false;
     const timer = setTimeout(() => {
       if (!this.connected) session.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
     }, this.settings.connectTimeoutMs || 10_000);
     timer.unref();
-    session.on('connect', () => {
+    session.on(this.settings.tls ? 'connect' : 'connect', () => {
       this.connected = true;
       clearTimeout(timer);
     });
@@ -150,12 +153,13 @@ export class Http2Connector implements EndpointConnector {
     const headers: http2.OutgoingHttpHeaders = {
       ':method': request.method,
       ':path': request.path,
-      ':scheme': 'http',
+      ':scheme': this.settings.tls ? 'https' : 'http',
     };
     for (const name of Object.keys(request.headers)) {
       const v = request.headers[name];
       if (v === undefined) continue;
       if (name === 'host') headers[':authority'] = v as string;
+      else if (name === 'x-forwarded-proto') headers[name] = v;
       else if (name === 'te') {
         if (v === 'trailers') headers.te = v;
       } else if (!HOP_BY_HOP.has(name)) headers[name] = v;

@@ -70,6 +70,7 @@ export function poolSettingsOf(config: CompiledCluster): PoolSettings {
     connectTimeoutMs: config.connectTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxRequestsPerConnection: config.maxRequestsPerConnection,
+    tls: config.tls,
   };
 }
 

@@ -20,27 +20,32 @@ export interface LocalityEndpointOptions {
  * gRPC ignores localities without a weight.
  */
 export function buildLocalityLbEndpoints(endpoints: readonly MeshEndpoint[], opts: LocalityEndpointOptions): Record<string, unknown>[] {
+  const kept = opts.ipOnly ? endpoints.filter((ep) => isIP(ep.address) !== 0) : endpoints;
+  if (kept.length === 0) return [];
+  const first = kept[0].locality ?? '';
+  // Usually every endpoint of a cluster is in one locality: no grouping needed.
+  if (kept.every((ep) => (ep.locality ?? '') === first)) return [localityGroup(first, kept)];
   const groups = new Map<string, MeshEndpoint[]>();
-  for (const ep of endpoints) {
-    if (opts.ipOnly && isIP(ep.address) === 0) continue;
+  for (const ep of kept) {
     const key = ep.locality ?? '';
     const list = groups.get(key) ?? [];
     list.push(ep);
     groups.set(key, list);
   }
-  return [...groups.keys()].sort().map((key) => {
-    const eps = groups.get(key) as MeshEndpoint[];
-    let total = 0;
-    const lbEndpoints = eps.map((ep) => {
-      const weight = ep.weight && ep.weight > 0 ? ep.weight : 1;
-      total += weight;
-      const lbEndpoint: Record<string, unknown> = { endpoint: { address: socketAddress(ep.address, ep.port) }, health_status: 'HEALTHY' };
-      if (ep.workload) lbEndpoint.metadata = { filter_metadata: { istio: endpointMetadata(ep) } };
-      lbEndpoint.load_balancing_weight = weight;
-      return lbEndpoint;
-    });
-    return { locality: locality(key), lb_endpoints: lbEndpoints, load_balancing_weight: total };
+  return [...groups.keys()].sort().map((key) => localityGroup(key, groups.get(key) as MeshEndpoint[]));
+}
+
+function localityGroup(key: string, eps: readonly MeshEndpoint[]): Record<string, unknown> {
+  let total = 0;
+  const lbEndpoints = eps.map((ep) => {
+    const weight = ep.weight && ep.weight > 0 ? ep.weight : 1;
+    total += weight;
+    const lbEndpoint: Record<string, unknown> = { endpoint: { address: socketAddress(ep.address, ep.port) }, health_status: 'HEALTHY' };
+    if (ep.workload) lbEndpoint.metadata = { filter_metadata: { istio: endpointMetadata(ep) } };
+    lbEndpoint.load_balancing_weight = weight;
+    return lbEndpoint;
   });
+  return { locality: locality(key), lb_endpoints: lbEndpoints, load_balancing_weight: total };
 }
 
 /** Istio's `istio.workload` metadata: `name;namespace;canonical-service;revision;cluster`. */

@@ -55,6 +55,9 @@ export interface TranslatorStats {
   loadAssignments: MemoStats;
 }
 
+/** Snapshots whose per-snapshot memo is kept: the one being pushed and the one before it. */
+const RECENT_SNAPSHOTS = 2;
+
 type SortedResources = ReadonlyMap<string, EnvoyResource>;
 
 interface OutboundClusters {
@@ -84,7 +87,10 @@ interface SnapshotMemo {
 
 export function createTranslator(options: TranslatorOptions = {}): Translator {
   const freeze = options.freeze ?? 'shallow';
+  // WeakMap: a memo never outlives its snapshot. `recent` bounds how many snapshots keep one, since
+  // SnapshotHistory keeps dozens alive; a retired snapshot translated again just builds a new memo.
   const snapshots = new WeakMap<MeshSnapshot, SnapshotMemo>();
+  const recent: MeshSnapshot[] = [];
   const clusters = new GenerationalMemo<EnvoyResource>(freeze);
   const loadAssignments = new GenerationalMemo<EnvoyResource>(freeze);
   const resources: Omit<SharedResources, 'services'> = { clusters, loadAssignments };
@@ -106,6 +112,8 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
         results: new Map(),
       };
       snapshots.set(snapshot, memo);
+      recent.push(snapshot);
+      if (recent.length > RECENT_SNAPSHOTS) snapshots.delete(recent.shift() as MeshSnapshot);
     }
     return memo;
   };
