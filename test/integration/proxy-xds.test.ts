@@ -103,22 +103,29 @@ describe('proxy xDS lifecycle', () => {
 
   it('NACKs an unsupported resource with every error, and the last good version keeps serving', async () => {
     const cdsVersion = proxy.proxy.xdsStatus().CDS.version;
-    // TLS origination (tls mode SIMPLE) is not implemented yet: the cluster must be refused.
+    // A CA file that does not exist: the clusters using it must be refused (Envoy does the same).
     const withoutRule = base.filter((r) => r.kind !== 'DestinationRule');
     mesh.publish([
       ...withoutRule,
       weights(100, 0),
-      destinationRule('app', { host: 'app', trafficPolicy: { tls: { mode: 'SIMPLE' } }, subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+      destinationRule('app', {
+        host: 'app',
+        trafficPolicy: { tls: { mode: 'SIMPLE', caCertificates: '/nonexistent/weft-test-ca.pem' } },
+        subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }],
+      }),
     ]);
     await mesh.converged();
     const status = proxy.proxy.xdsStatus();
     assert.equal(status.CDS.version, cdsVersion, 'the rejected version was not adopted');
-    assert.match(String(status.CDS.lastError), /Cluster "outbound\|8080\|\|app\.default\.svc\.cluster\.local": transport_socket: transport socket "envoy\.transport_sockets\.tls" is not supported/);
+    assert.match(
+      String(status.CDS.lastError),
+      /Cluster "outbound\|8080\|\|app\.default\.svc\.cluster\.local": transport_socket\.typed_config\.common_tls_context\.validation_context\.trusted_ca\.filename: cannot read "\/nonexistent\/weft-test-ca\.pem"/,
+    );
     assert.match(String(status.CDS.lastError), /Cluster "outbound\|8080\|v1\|app\.default\.svc\.cluster\.local"/, 'every refused cluster is listed');
     const sync = mesh.ads.server.syncStatus().find((s) => s.id.includes('client'))!;
     const cds = sync.types.find((t) => t.type === 'CDS')!;
     assert.equal(cds.state, 'NACK');
-    assert.match(JSON.stringify(cds.lastNack), /transport_socket/);
+    assert.match(JSON.stringify(cds.lastNack), /weft-test-ca\.pem/);
     for (let i = 0; i < 10; i++) assert.equal((await proxy.request('app:8080', '/')).status, 200);
     // Back to a config the proxy supports: ACKed again.
     mesh.publish([...base, weights(100, 0)]);

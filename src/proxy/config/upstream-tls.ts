@@ -129,7 +129,10 @@ export function tlsConnectOptions(t: UpstreamTlsSettings): {
       if (t.subjectAltNames.length === 0) return undefined;
       const names = subjectAltNames(cert);
       const ok = t.subjectAltNames.some((m) => names.some((n) => (!m.type || m.type === n.type) && m.match(n.value)));
-      return ok ? undefined : new Error(`upstream certificate SANs [${cert.subjectaltname ?? ''}] match none of the configured subject alt names`);
+      if (ok) return undefined;
+      return Object.assign(new Error(`upstream certificate SANs [${cert.subjectaltname ?? ''}] match none of the configured subject alt names`), {
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      });
     },
   };
 }

@@ -115,7 +115,7 @@ export class Forwarder {
     this.retriesLeft = this.retry?.numRetries ?? 0;
     const p = cluster.config.protocol;
     this.protocol = p === 'http2' || (p === 'downstream' && s.exchange.protocol === 'HTTP/2') ? 'http2' : 'http1';
-    this.request = { method: s.method, path: s.path, headers: s.headers, body: null };
+    this.request = { method: s.method, path: s.path, headers: s.headers, body: null, servername: cluster.config.tls?.sni };
   }
 
   start(): void {
@@ -590,7 +590,7 @@ export class Forwarder {
     const protocol = cluster.config.protocol === 'http2' ? 'http2' : 'http1';
     let timer: NodeJS.Timeout | null = null;
     const call = host.connector(protocol).dispatch(
-      { method: s.method, path: this.request.path, headers, body },
+      { method: s.method, path: this.request.path, headers, body, servername: cluster.config.tls?.sni },
       {
         onHeaders: () => undefined,
         onData: () => true,

@@ -128,7 +128,7 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
     const tlsSettings = cluster.config.tls;
     // TLS origination (a DestinationRule tls mode on a TCP service): the upstream leg is TLS.
     const socket: net.Socket = tlsSettings
-      ? tls.connect({ host: host.address, port: host.port, allowHalfOpen: true, ...tlsConnectOptions(tlsSettings) })
+      ? tls.connect({ host: host.address, port: host.port, ...tlsConnectOptions(tlsSettings) })
       : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeoutMs || 10_000);

@@ -28,6 +28,8 @@ const CONNECT_ERRORS = new Set([
   'UND_ERR_CONNECT',
 ]);
 
+const TLS_ERROR = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT|HOSTNAME_MISMATCH)/;
+
 /** Maps a Node/undici error to an Envoy-style upstream failure. */
 export function classifyUpstreamError(err: unknown, beforeHeaders: boolean): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
@@ -35,6 +37,8 @@ export function classifyUpstreamError(err: unknown, beforeHeaders: boolean): Ups
   const code = e?.code ?? '';
   const detail = `${code || e?.name || 'error'}: ${e?.message ?? String(err)}`;
   if (CONNECT_ERRORS.has(code)) return new UpstreamFailure('connect-failure', detail, true);
+  // A failed TLS handshake is a connection failure to Envoy ("transport failure reason: TLS error").
+  if (TLS_ERROR.test(code)) return new UpstreamFailure('connect-failure', `TLS error: ${detail}`, true);
   if (code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') return new UpstreamFailure('local-reset', detail, beforeHeaders);
   if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INVALID_ARG') {
     return new UpstreamFailure('protocol-error', detail, beforeHeaders);
@@ -149,7 +153,8 @@ export class Http1Connector implements EndpointConnector {
           headers: request.headers as Record<string, string>,
           body: request.body,
           upgrade: request.upgrade ?? null,
-        },
+          ...(request.servername ? { servername: request.servername } : {}),
+        } as never,
         call as never,
       );
     } catch (err) {

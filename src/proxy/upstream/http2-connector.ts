@@ -126,7 +126,7 @@ export class Http2Connector implements EndpointConnector {
       if (!this.connected) session.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
     }, this.settings.connectTimeoutMs || 10_000);
     timer.unref();
-    session.on(this.settings.tls ? 'connect' : 'connect', () => {
+    session.on('connect', () => {
       this.connected = true;
       clearTimeout(timer);
     });
@@ -159,7 +159,6 @@ export class Http2Connector implements EndpointConnector {
       const v = request.headers[name];
       if (v === undefined) continue;
       if (name === 'host') headers[':authority'] = v as string;
-      else if (name === 'x-forwarded-proto') headers[name] = v;
       else if (name === 'te') {
         if (v === 'trailers') headers.te = v;
       } else if (!HOP_BY_HOP.has(name)) headers[name] = v;

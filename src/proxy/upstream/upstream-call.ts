@@ -11,6 +11,11 @@ export interface UpstreamRequest {
   body: Buffer | Readable | null;
   /** Set for Upgrade requests (websocket). */
   upgrade?: string;
+  /**
+   * TLS server name for TLS upstreams. Without one, undici derives it from the Host header
+   * (Envoy would send none unless auto_sni).
+   */
+  servername?: string;
 }
 
 /**
