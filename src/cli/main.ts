@@ -19,6 +19,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.CONTROL_USAGE, run: (argv) => m.runControl(argv) };
     },
   },
+  demo: {
+    summary: 'run the Bookinfo sample as a mesh on this machine (gateway on 127.0.0.1:8080)',
+    load: async () => {
+      const m = await import('./demo');
+      return { usage: m.DEMO_USAGE, run: m.runDemo };
+    },
+  },
+  proxy: {
+    summary: 'run the Weft proxy for a WorkloadEntry (sidecar) or as a gateway',
+    load: async () => {
+      const m = await import('./proxy');
+      return { usage: m.PROXY_USAGE, run: m.runProxy };
+    },
+  },
   apply: {
     summary: 'validate and apply resources to the running control plane',
     load: async () => {

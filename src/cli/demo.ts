@@ -1,0 +1,188 @@
+// `weft demo`: the Bookinfo mesh on one machine, no Kubernetes and no privileges — the control
+// plane, an ingress gateway on 127.0.0.1:8080, and every Bookinfo workload on its own loopback
+// address with its own sidecar. Ctrl-C or SIGTERM stops every process it started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { parseCommandArgs } from './cli-errors';
+import type { CliIo } from './cli-io';
+import { CliError } from './cli-errors';
+
+export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--keep-config] [--quiet-apps]
+
+Starts the Bookinfo sample as a mesh on this machine: the control plane (config in DIR, default
+.weft/demo/config), an ingress gateway serving Istio's bookinfo-gateway on http://127.0.0.1:8080,
+and productpage, details, reviews v1/v2/v3, ratings and httpbin, each on its own 127.0.10.x
+address with its own sidecar. Then try Istio's tasks with \`weft apply -f\` on the YAML in
+examples/bookinfo/networking. Ctrl-C stops everything.
+
+Options:
+      --config-dir DIR   where the control plane keeps the demo's config
+      --keep-config      start from the config left by the last run instead of a fresh one
+      --quiet-apps       do not echo the workloads' and proxies' log lines
+`;
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const WEFT = path.join(REPO, 'bin', 'weft');
+const APPS = path.join(REPO, 'dist', 'examples', 'bookinfo', 'apps', 'main.js');
+
+/** The demo's workloads: the WorkloadEntries in examples/bookinfo/platform. */
+const WORKLOADS = [
+  { name: 'details-v1', address: '127.0.10.2', app: 'details', version: 'v1' },
+  { name: 'ratings-v1', address: '127.0.10.6', app: 'ratings', version: 'v1' },
+  { name: 'reviews-v1', address: '127.0.10.3', app: 'reviews', version: 'v1' },
+  { name: 'reviews-v2', address: '127.0.10.4', app: 'reviews', version: 'v2' },
+  { name: 'reviews-v3', address: '127.0.10.5', app: 'reviews', version: 'v3' },
+  { name: 'productpage-v1', address: '127.0.10.1', app: 'productpage', version: 'v1' },
+  { name: 'httpbin', address: '127.0.10.7', app: 'httpbin', version: 'v1' },
+];
+
+/** Istio's starting point for its tasks: the gateway and every subset, no routing rules yet. */
+const INITIAL_CONFIG = [
+  'examples/bookinfo/platform/bookinfo-services.yaml',
+  'examples/bookinfo/networking/bookinfo-gateway.yaml',
+  'examples/bookinfo/networking/destination-rule-all.yaml',
+];
+
+function get(url: string, timeoutMs = 2000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, children: Children): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (children.failed) throw new CliError(children.failed);
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new CliError(`${what} was not ready within ${timeoutMs / 1000}s (see the log lines above)`);
+}
+
+class Children {
+  private readonly processes: { name: string; child: ChildProcess }[] = [];
+  failed?: string;
+  stopping = false;
+
+  constructor(private readonly io: CliIo, private readonly echo: boolean) {}
+
+  start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const child = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = `[${name}] `;
+    const relay = (chunk: Buffer) => {
+      if (!this.echo) return;
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.io.out(prefix + line + '\n');
+    };
+    child.stdout?.on('data', relay);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      relay(chunk);
+      if (!this.echo && !this.stopping) this.lastError.set(name, chunk.toString('utf8').trim().split('\n').pop() ?? '');
+    });
+    child.on('exit', (code, signal) => {
+      if (this.stopping) return;
+      const detail = this.lastError.get(name);
+      this.failed = `${name} exited (${signal ?? `code ${code}`})${detail ? `: ${detail}` : ''}`;
+      this.io.err(`weft demo: ${this.failed}\n`);
+    });
+    this.processes.push({ name, child });
+    return child;
+  }
+
+  private readonly lastError = new Map<string, string>();
+
+  /** SIGTERM to everyone (apps first, then proxies, then the control plane), then wait. */
+  async stopAll(graceMs = 8000): Promise<void> {
+    this.stopping = true;
+    const alive = [...this.processes].reverse().filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    await Promise.all(
+      alive.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              p.child.kill('SIGKILL');
+              resolve();
+            }, graceMs);
+            p.child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            p.child.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+}
+
+function prepareConfig(dir: string, keep: boolean): void {
+  if (keep && fs.existsSync(dir)) return;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of INITIAL_CONFIG) fs.copyFileSync(path.join(REPO, file), path.join(dir, path.basename(file)));
+}
+
+export async function runDemo(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommandArgs(
+    argv,
+    { 'config-dir': { type: 'string' }, 'keep-config': { type: 'boolean' }, 'quiet-apps': { type: 'boolean' } },
+    DEMO_USAGE,
+  );
+  if (!fs.existsSync(APPS)) throw new CliError(`the Bookinfo apps are not built (${APPS}) (hint: run \`npm run build\`)`);
+  const configDir = path.resolve(values['config-dir'] ?? path.join(REPO, '.weft', 'demo', 'config'));
+  prepareConfig(configDir, Boolean(values['keep-config']));
+  const children = new Children(io, !values['quiet-apps']);
+  let stopRequested = false;
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      if (stopRequested) return;
+      stopRequested = true;
+      io.out(`\nweft demo: ${signal}, stopping every process it started...\n`);
+      children.stopAll().then(resolve, resolve);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  const step = (text: string) => io.out(`==> ${text}\n`);
+  try {
+    step(`control plane (config: ${configDir})`);
+    children.start('control', process.execPath, [WEFT, 'control', '--config-dir', configDir]);
+    await waitUntil('the control plane', async () => (await get('http://127.0.0.1:15014/ready')) === 200, 20_000, children);
+
+    for (const w of WORKLOADS) {
+      step(`${w.name}: sidecar and app on ${w.address}`);
+      children.start(`${w.name}/proxy`, process.execPath, [WEFT, 'proxy', '--workload', w.name]);
+      children.start(`${w.name}`, process.execPath, [APPS, w.app], {
+        BIND_ADDRESS: w.address,
+        HTTP_PROXY: `http://${w.address}:15001`,
+        WORKLOAD_NAME: w.name,
+        SERVICE_VERSION: w.version,
+      });
+    }
+    step('ingress gateway on 127.0.0.1:8080 (istio=ingressgateway)');
+    children.start('gateway', process.execPath, [WEFT, 'proxy', '--gateway', 'istio-ingressgateway', '-n', 'istio-system', '--labels', 'istio=ingressgateway,app=istio-ingressgateway']);
+    for (const w of WORKLOADS) {
+      await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 30_000, children);
+    }
+    await waitUntil('the Bookinfo page through the gateway', async () => (await get('http://127.0.0.1:8080/productpage', 5000)) === 200, 30_000, children);
+  } catch (err) {
+    await children.stopAll();
+    throw err;
+  }
+  io.out(`
+Bookinfo is running in the mesh.
+  page:        http://127.0.0.1:8080/productpage
+  dashboard:   http://127.0.0.1:15014  (/debug/syncz, /debug/configz, /metrics)
+  try:         bin/weft apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml
+               bin/weft proxy-status
+weft demo: ready (Ctrl-C to stop)
+`);
+  await stopped;
+  io.out('weft demo: stopped\n');
+  return 0;
+}
