@@ -1,0 +1,220 @@
+// Istio's traffic-management tasks, driven against `weft demo` exactly as a user would: the real
+// demo process tree (control plane, gateway, sidecars, Bookinfo apps), Istio's sample YAML
+// applied with `weft apply -f`, and the page fetched through the gateway on 127.0.0.1:8080.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../support/wait-for';
+
+const REPO = path.resolve(__dirname, '../../..');
+const WEFT = path.join(REPO, 'bin', 'weft');
+const NETWORKING = path.join(REPO, 'examples/bookinfo/networking');
+const PAGE = 'http://127.0.0.1:8080/productpage';
+const REVIEWS_UNAVAILABLE = 'Sorry, product reviews are currently unavailable for this book.';
+const RATINGS_UNAVAILABLE = 'Ratings service is currently unavailable';
+
+function apply(fileOrStdin: string, stdin?: string): string {
+  const r = spawnSync(process.execPath, [WEFT, 'apply', '-f', fileOrStdin], { cwd: REPO, input: stdin, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, `weft apply -f ${fileOrStdin} failed: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+function remove(kind: string, name: string): void {
+  const r = spawnSync(process.execPath, [WEFT, 'delete', kind, name, '--ignore-not-found'], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+}
+
+interface Page {
+  status: number;
+  text: string;
+  /** reviews-v1 / v2 / v3, from "Reviews served by: reviews-vN-..." */
+  version?: string;
+  ms: number;
+}
+
+async function page(user?: string): Promise<Page> {
+  const started = Date.now();
+  const res = await fetch(PAGE, { headers: user ? { cookie: `user=${user}` } : {}, signal: AbortSignal.timeout(20_000) });
+  const text = await res.text();
+  const version = /Reviews served by:\s*reviews-(v\d)/.exec(text)?.[1];
+  return { status: res.status, text, version, ms: Date.now() - started };
+}
+
+/** Versions seen over `count` page loads (bounded). */
+async function versions(count: number, user?: string): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const p = await page(user);
+    assert.equal(p.status, 200, `page answered ${p.status}`);
+    const v = p.version ?? 'none';
+    seen[v] = (seen[v] ?? 0) + 1;
+  }
+  return seen;
+}
+
+/** Waits until `count` consecutive page loads all satisfy `ok` (the new config has converged). */
+async function waitForPages(what: string, ok: (p: Page) => boolean, user?: string, count = 6): Promise<void> {
+  let last: Page | undefined;
+  await waitFor(
+    async () => {
+      for (let i = 0; i < count; i++) {
+        last = await page(user);
+        if (!ok(last)) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 30_000, intervalMs: 100, message: () => `${what}; last page: ${last?.status} ${last?.version ?? ''} ${last?.text.slice(0, 120)}` },
+  );
+}
+
+describe('Istio traffic-management tasks on `weft demo`', { timeout: 240_000 }, () => {
+  let demo: ChildProcess;
+  let output = '';
+  let configDir: string;
+
+  before(async () => {
+    configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-demo-'));
+    demo = spawn(process.execPath, [WEFT, 'demo', '--quiet-apps', '--config-dir', configDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    demo.stdout!.on('data', (d) => (output += d));
+    demo.stderr!.on('data', (d) => (output += d));
+    await waitFor(() => output.includes('weft demo: ready'), { timeoutMs: 120_000, intervalMs: 100, message: () => `demo never became ready:\n${output}` });
+  });
+
+  after(async () => {
+    if (demo.exitCode === null) {
+      const exited = new Promise((resolve) => demo.once('exit', resolve));
+      demo.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it('starts with progress lines, the URLs and one ready line, and serves every reviews version', async () => {
+    assert.match(output, /==> control plane/);
+    assert.match(output, /http:\/\/127\.0\.0\.1:8080\/productpage/);
+    assert.equal(output.match(/weft demo: ready/g)?.length, 1);
+    const seen = await versions(30);
+    assert.ok(seen.v1 && seen.v2 && seen.v3, `expected v1, v2 and v3 before any routing rule: ${JSON.stringify(seen)}`);
+  });
+
+  it('request routing: virtual-service-all-v1 sends all traffic to reviews v1', async () => {
+    const out = apply(path.join(NETWORKING, 'virtual-service-all-v1.yaml'));
+    assert.match(out, /virtualservice\.networking\.istio\.io\/reviews (created|configured)/);
+    await waitForPages('all traffic on v1', (p) => p.version === 'v1');
+    assert.deepEqual(await versions(20), { v1: 20 });
+  });
+
+  it('request routing by user identity: end-user jason goes to v2, everyone else stays on v1', async () => {
+    apply(path.join(NETWORKING, 'virtual-service-reviews-test-v2.yaml'));
+    await waitForPages('jason on v2', (p) => p.version === 'v2', 'jason');
+    assert.deepEqual(await versions(10, 'jason'), { v2: 10 });
+    assert.deepEqual(await versions(10), { v1: 10 });
+    const login = await fetch('http://127.0.0.1:8080/login', {
+      method: 'POST',
+      body: new URLSearchParams({ username: 'jason', passwd: '' }),
+      redirect: 'manual',
+    });
+    assert.match(login.headers.get('set-cookie') ?? '', /user=jason/);
+  });
+
+  it('fault injection (delay): a 7s ratings delay for jason surfaces the reviews error on the page', async () => {
+    apply(path.join(NETWORKING, 'virtual-service-ratings-test-delay.yaml'));
+    await waitForPages('reviews error for jason', (p) => p.text.includes(REVIEWS_UNAVAILABLE), 'jason', 1);
+    const p = await page('jason');
+    assert.ok(p.text.includes(REVIEWS_UNAVAILABLE));
+    // productpage gives reviews 3s and one retry: about 6s, not the 7s delay (let alone more).
+    assert.ok(p.ms >= 5000 && p.ms < 9000, `page took ${p.ms} ms`);
+    const other = await page();
+    assert.equal(other.version, 'v1');
+    assert.ok(!other.text.includes(REVIEWS_UNAVAILABLE));
+  });
+
+  it('fault injection (abort): a 500 from ratings for jason shows the ratings error', async () => {
+    apply(path.join(NETWORKING, 'virtual-service-ratings-test-abort.yaml'));
+    await waitForPages('ratings error for jason', (p) => p.text.includes(RATINGS_UNAVAILABLE), 'jason', 3);
+    const other = await page();
+    assert.ok(!other.text.includes(RATINGS_UNAVAILABLE));
+  });
+
+  it('traffic shifting: reviews-50-v3 splits v1/v3 about evenly and never sends to v2', async () => {
+    apply(path.join(NETWORKING, 'virtual-service-all-v1.yaml'));
+    apply(path.join(NETWORKING, 'virtual-service-reviews-50-v3.yaml'));
+    await waitForPages('v3 in the mix', (p) => p.version === 'v1' || p.version === 'v3', undefined, 3);
+    const seen = await versions(100);
+    assert.equal(seen.v2, undefined, JSON.stringify(seen));
+    assert.ok((seen.v3 ?? 0) >= 30 && (seen.v3 ?? 0) <= 70, `v3 got ${seen.v3} of 100: ${JSON.stringify(seen)}`);
+  });
+
+  it('request timeouts: a 0.5s reviews timeout against a 2s ratings delay fails fast', async () => {
+    apply(
+      '-',
+      `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - fault:
+      delay:
+        percentage:
+          value: 100
+        fixedDelay: 2s
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+`,
+    );
+    await waitForPages('the 2s ratings delay', (p) => p.version === 'v2' && p.ms >= 1800, undefined, 1);
+    apply(
+      '-',
+      `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+    timeout: 0.5s
+`,
+    );
+    await waitForPages('reviews timing out', (p) => p.text.includes(REVIEWS_UNAVAILABLE), undefined, 1);
+    const p = await page();
+    assert.ok(p.text.includes(REVIEWS_UNAVAILABLE));
+    // productpage retries once: two 0.5s timeouts, well under the 2s delay.
+    assert.ok(p.ms < 1800, `page took ${p.ms} ms`);
+    remove('virtualservice', 'ratings');
+  });
+
+  it('stops every process it started on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    demo.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const leftovers = spawnSync('pgrep', ['-f', `--config-dir ${configDir}`], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(leftovers, '', 'processes left behind');
+    await waitFor(async () => (await fetch(PAGE).then(() => false, () => true)), { timeoutMs: 10_000, message: 'gateway still answering' });
+  });
+});
