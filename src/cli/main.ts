@@ -33,6 +33,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.PROXY_USAGE, run: m.runProxy };
     },
   },
+  run: {
+    summary: 'run your own application beside a sidecar for a WorkloadEntry (HTTP_PROXY set)',
+    load: async () => {
+      const m = await import('./run');
+      return { usage: m.RUN_USAGE, run: m.runRun };
+    },
+  },
   apply: {
     summary: 'validate and apply resources to the running control plane',
     load: async () => {
