@@ -16,6 +16,7 @@ const passthrough = (b: Buffer) => b;
 const extraDefinition: grpc.ServiceDefinition = {
   Count: { path: '/weft.test.Extra/Count', requestStream: false, responseStream: true, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
   Fail: { path: '/weft.test.Extra/Fail', requestStream: false, responseStream: false, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
+  Chat: { path: '/weft.test.Extra/Chat', requestStream: true, responseStream: true, requestSerialize: passthrough, requestDeserialize: passthrough, responseSerialize: passthrough, responseDeserialize: passthrough },
 };
 
 async function startExtraServer(): Promise<{ port: number; close(): void }> {
@@ -28,6 +29,10 @@ async function startExtraServer(): Promise<{ port: number; close(): void }> {
     },
     Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       cb({ code: grpc.status.FAILED_PRECONDITION, details: 'not today' });
+    },
+    Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('data', (d: Buffer) => call.write(Buffer.from(`echo:${d.toString()}`)));
+      call.on('end', () => call.end());
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -243,6 +248,28 @@ describe('proxy protocols', () => {
         assert.equal(err.details, 'not today');
         return true;
       });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('carries bidirectional gRPC streams message by message (no request buffering)', async () => {
+    const client = new grpc.Client(`127.0.0.1:${proxy.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'extra:50052' });
+    try {
+      const call = client.makeBidiStreamRequest('/weft.test.Extra/Chat', passthrough, passthrough);
+      const replies: string[] = [];
+      const next = () => new Promise<string>((resolve, reject) => {
+        call.once('data', (d: Buffer) => resolve(d.toString()));
+        call.once('error', reject);
+      });
+      // Each message waits for its echo: a proxy that waited for the whole request would hang.
+      for (const word of ['one', 'two', 'three']) {
+        const reply = next();
+        call.write(Buffer.from(word));
+        replies.push(await reply);
+      }
+      call.end();
+      assert.deepEqual(replies, ['echo:one', 'echo:two', 'echo:three']);
     } finally {
       client.close();
     }

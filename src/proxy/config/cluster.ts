@@ -79,6 +79,11 @@ function compileOutlierDetection(o: Json | undefined, problems: Problems, path: 
   for (const k of ['failure_percentage_threshold', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin']) {
     if (wrapped<number>(o[k])) problems.add(join(path, k), 'failure-percentage outlier detection is not supported');
   }
+  // Success-rate ejection is not implemented: an explicit non-zero enforcement is refused. (When
+  // absent, Envoy's default of 100 would apply; Istio always sends 0.)
+  for (const k of ['enforcing_success_rate', 'enforcing_local_origin_success_rate']) {
+    if (wrapped<number>(o[k])) problems.add(join(path, k), 'success-rate outlier detection is not supported by the Weft proxy yet');
+  }
   const num = (k: string, d: number) => Number(wrapped<number>(o[k]) ?? d);
   return {
     consecutive5xx: num('consecutive_5xx', 5),
@@ -257,6 +262,8 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       'use_tcp_for_dns_lookups',
       'typed_dns_resolver_config',
       'cleanup_interval',
+      // TCP keep-alive is always on for upstream sockets (undici: 60s idle before probes); Node
+      // cannot set the probe count or interval, so the configured values are not applied.
       'upstream_connection_options',
       'close_connections_on_host_health_failure',
       'ignore_health_on_host_removal',

@@ -174,6 +174,8 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
       'preserve_external_request_id',
       'always_set_request_id_in_response',
       'upgrade_configs',
+      'normalize_path',
+      'merge_slashes',
     ],
     [
       // Telemetry and hardening knobs with no effect on where or how a request is forwarded
@@ -190,8 +192,6 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
       'set_current_client_cert_details',
       'proxy_100_continue',
       'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
-      'normalize_path',
-      'merge_slashes',
       'path_with_escaped_slashes_action',
       'request_id_extension',
       'stream_error_on_invalid_http_message',
@@ -279,6 +279,8 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
     serverName: h.server_name || undefined,
     serverHeader: serverHeaders[h.server_header_transformation ?? 'OVERWRITE'] ?? 'overwrite',
     websocket,
+    normalizePath: wrapped<boolean>(h.normalize_path) === true,
+    mergeSlashes: h.merge_slashes === true,
     accessLogs: compileAccessLogs(h.access_log, problems, path),
   };
 }

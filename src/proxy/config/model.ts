@@ -293,6 +293,9 @@ export interface HttpConnectionManagerConfig {
   serverName?: string;
   serverHeader: 'overwrite' | 'append-if-absent' | 'pass-through';
   websocket: boolean;
+  /** RFC 3986 dot-segment removal / collapsing of repeated slashes, before routing. */
+  normalizePath: boolean;
+  mergeSlashes: boolean;
   accessLogs: readonly AccessLogConfig[];
 }
 

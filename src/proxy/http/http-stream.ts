@@ -106,8 +106,9 @@ export class HttpStream implements RequestView {
       }
     }
     this.authority = authority.toLowerCase();
-    this.path = path;
     this.originalPath = path;
+    if ((hcm.normalizePath || hcm.mergeSlashes) && path.charCodeAt(0) === 47) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
+    this.path = path;
   }
 
   // ---- RequestView ----
@@ -473,6 +474,29 @@ export class HttpStream implements RequestView {
       downstreamLocalAddress: this.exchange.localAddress,
     };
   }
+}
+
+/**
+ * Envoy's normalize_path (RFC 3986 5.2.4 dot-segment removal) and merge_slashes, applied to the
+ * path before routing; the query string is left alone. Fast path: nothing to do.
+ */
+export function normalizePath(path: string, dots: boolean, slashes: boolean): string {
+  const q = path.indexOf('?');
+  let p = q >= 0 ? path.slice(0, q) : path;
+  const query = q >= 0 ? path.slice(q) : '';
+  if (slashes && p.includes('//')) p = p.replace(/\/{2,}/g, '/');
+  if (dots && (p.includes('/.') || p.includes('\\'))) {
+    p = p.replace(/\\/g, '/');
+    const out: string[] = [];
+    for (const seg of p.split('/').slice(1)) {
+      if (seg === '.') continue;
+      if (seg === '..') out.pop();
+      else out.push(seg);
+    }
+    const trailing = /\/\.{1,2}$/.test(p) && out[out.length - 1] !== '';
+    p = '/' + out.join('/') + (trailing ? '/' : '');
+  }
+  return p + query;
 }
 
 /** `http://host:port/p?q` -> authority `host:port`, path `/p?q`. */

@@ -367,6 +367,8 @@ export class ListenerServer {
       idleTimeoutMs: tcp.idleTimeoutMs,
       serverHeader: 'pass-through',
       websocket: false,
+      normalizePath: false,
+      mergeSlashes: false,
       accessLogs: tcp.accessLogs,
     };
     this.synthesized.set(chain, hcm);

@@ -89,3 +89,14 @@ describe('helpers', () => {
     assert.equal(readCookie('a=1', 'session'), undefined);
   });
 });
+
+describe('path normalisation (HCM normalize_path, merge_slashes)', () => {
+  it('removes dot segments and merges slashes, leaving the query alone', async () => {
+    const { normalizePath } = await import('../../../src/proxy/http/http-stream');
+    assert.equal(normalizePath('/a/b/../c', true, false), '/a/c');
+    assert.equal(normalizePath('/../../etc/passwd', true, false), '/etc/passwd');
+    assert.equal(normalizePath('/a//b?x=//', false, true), '/a/b?x=//');
+    assert.equal(normalizePath('/a\\b/../c', true, false), '/a/c');
+    assert.equal(normalizePath('/reviews/1', true, true), '/reviews/1');
+  });
+});
