@@ -8,7 +8,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../log/logger';
 import { decodeResource, PROTO_INCLUDE_DIRS, SHORT_TYPE_NAMES, TypeUrl } from '../xds/protos';
-import { loadProxyExtensionProtos } from './config/extension-protos';
 import type { Json } from './config/validation';
 
 export interface XdsNode {
@@ -103,7 +102,6 @@ export class XdsClient {
   private readonly log: Logger;
 
   constructor(private readonly options: XdsClientOptions) {
-    loadProxyExtensionProtos();
     this.log = options.logger.child({ component: 'xds-client' });
     const Ctor = adsClientCtor();
     this.client = new Ctor(options.address, grpc.credentials.createInsecure(), {

@@ -1,10 +1,8 @@
 // Test support: resources as the proxy receives them (JSON -> protobuf bytes -> JSON, the same
 // codec the ADS stream uses), so tests see exactly what decoding produces.
 import { decodeResource, encodeResource, TypeUrl } from '../../../src/xds/protos';
-import { loadProxyExtensionProtos } from '../../../src/proxy/config/extension-protos';
 import type { Json } from '../../../src/proxy/config/validation';
 
-loadProxyExtensionProtos();
 
 export function received(typeUrl: string, resource: Json): Json {
   return decodeResource<Json>(typeUrl, encodeResource(typeUrl, resource));
