@@ -10,7 +10,7 @@ import type {
 } from '../../config/resources';
 import { isHttp2Protocol } from '../../registry/protocol';
 import type { MeshEndpoint, MeshService, Protocol, ServicePortInfo } from '../../registry/types';
-import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointInputs, endpointsForCluster } from './endpoints';
+import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointsForCluster, sameEndpointInputs } from './endpoints';
 import {
   BLACKHOLE_CLUSTER,
   PASSTHROUGH_CLUSTER,
@@ -20,6 +20,7 @@ import {
 import type { EffectivePolicy } from './policies';
 import { effectivePolicy, findDestinationRule } from './policies';
 import type { DestinationRuleResource, ProxyScope } from './scope';
+import { sameJson } from './shared-resources';
 import type { EnvoyResource } from './types';
 import { adsConfigSource, FILTER, TYPE, durationSeconds, envoyDuration, socketAddress } from './values';
 
@@ -76,6 +77,8 @@ function planServiceClusters(service: MeshService, dr: DestinationRuleResource |
 export interface OutboundClusterResources {
   readonly clusters: readonly EnvoyResource[];
   readonly loadAssignments: readonly EnvoyResource[];
+  /** Equal for two results (of one snapshot) exactly when they list the same resources. */
+  readonly key: string;
 }
 
 /**
@@ -88,11 +91,12 @@ export interface OutboundClusterResources {
 export function buildOutboundClusterResources(scope: ProxyScope, opts: ClusterOptions): OutboundClusterResources {
   const clusters: EnvoyResource[] = [];
   const loadAssignments: EnvoyResource[] = [];
+  const keys: string[] = [opts.proxyless ? 'grpc' : 'envoy'];
   const { services: perService } = scope.shared;
   for (const service of scope.services) {
     if (opts.proxyless && service.resolution === 'NONE') continue; // gRPC has no original-destination clusters
     const dr = findDestinationRule(scope, service.hostname, service.namespace);
-    const key = `${opts.proxyless ? 'grpc' : 'envoy'}|${service.hostname}|${dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : ''}`;
+    const key = `${keys[0]}|${service.hostname}|${dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : ''}`;
     let built = perService.get(key);
     if (!built) {
       const plans = planServiceClusters(service, dr, opts);
@@ -101,9 +105,10 @@ export function buildOutboundClusterResources(scope: ProxyScope, opts: ClusterOp
     }
     clusters.push(...built.clusters);
     loadAssignments.push(...built.loadAssignments);
+    keys.push(key);
   }
-  if (!opts.proxyless) clusters.push(...catchAllClusters(scope));
-  return { clusters, loadAssignments };
+  if (!opts.proxyless) clusters.push(...(scope.shared.catchAllClusters ?? [blackHoleCluster(), passthroughCluster()]));
+  return { clusters, loadAssignments, key: keys.join('\n') };
 }
 
 function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: ClusterOptions): ClusterDiscovery {
@@ -135,35 +140,53 @@ function buildPlannedClusters(scope: ProxyScope, plans: readonly OutboundCluster
   return out;
 }
 
-/** BlackHoleCluster and PassthroughCluster, shared like every other cluster. */
-function catchAllClusters(scope: ProxyScope): EnvoyResource[] {
-  return [scope.shared.clusters.get(BLACKHOLE_CLUSTER, '', blackHoleCluster), scope.shared.clusters.get(PASSTHROUGH_CLUSTER, '', passthroughCluster)];
-}
 
 /**
- * Everything buildOutboundCluster reads besides the cluster name, as a string equal exactly when
- * those inputs are equal: keep the two in step. The policy is the merged EffectivePolicy, so a
- * DestinationRule edit that does not touch this cluster's port or subset keeps it equal.
+ * Everything buildOutboundCluster reads besides what the cluster name already fixes (host, port,
+ * subset): keep the two in step. `policy` is the merged EffectivePolicy, so a DestinationRule edit
+ * that does not touch this cluster's port or subset leaves it equal.
  */
-function outboundClusterInputs(
-  plan: OutboundClusterPlan,
-  opts: ClusterOptions,
-  dnsEndpoints: readonly MeshEndpoint[] | undefined,
-): string {
-  const { service, port, subset, destinationRule: dr } = plan;
-  return JSON.stringify([
-    opts.proxyless,
-    plan.discovery,
-    service.hostname,
-    service.name,
-    service.namespace,
-    port.port,
-    port.protocol,
-    subset ? subset.name : null,
-    dr ? [dr.metadata.namespace, dr.metadata.name] : null,
-    plan.policy,
-    dnsEndpoints ? dnsEndpoints.map(endpointInputs) : null,
-  ]);
+export interface OutboundClusterInputs {
+  readonly proxyless: boolean;
+  readonly discovery: ClusterDiscovery;
+  readonly serviceName: string;
+  readonly serviceNamespace: string;
+  readonly protocol: Protocol;
+  readonly subset: string | undefined;
+  readonly destinationRule: string | undefined;
+  readonly policy: EffectivePolicy;
+  readonly dnsEndpoints: readonly MeshEndpoint[] | undefined;
+}
+
+function outboundClusterInputs(plan: OutboundClusterPlan, opts: ClusterOptions, dnsEndpoints: readonly MeshEndpoint[] | undefined): OutboundClusterInputs {
+  const dr = plan.destinationRule;
+  return {
+    proxyless: opts.proxyless,
+    discovery: plan.discovery,
+    serviceName: plan.service.name,
+    serviceNamespace: plan.service.namespace,
+    protocol: plan.port.protocol,
+    subset: plan.subset?.name,
+    destinationRule: dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
+    policy: plan.policy,
+    dnsEndpoints,
+  };
+}
+
+export function sameOutboundClusterInputs(a: OutboundClusterInputs, b: OutboundClusterInputs): boolean {
+  return (
+    a.proxyless === b.proxyless &&
+    a.discovery === b.discovery &&
+    a.serviceName === b.serviceName &&
+    a.serviceNamespace === b.serviceNamespace &&
+    a.protocol === b.protocol &&
+    a.subset === b.subset &&
+    a.destinationRule === b.destinationRule &&
+    sameJson(a.policy, b.policy) &&
+    (a.dnsEndpoints === undefined || b.dnsEndpoints === undefined
+      ? a.dnsEndpoints === b.dnsEndpoints
+      : sameEndpointInputs(a.dnsEndpoints, b.dnsEndpoints))
+  );
 }
 
 function buildOutboundCluster(plan: OutboundClusterPlan, opts: ClusterOptions, dnsEndpoints: readonly MeshEndpoint[] | undefined): EnvoyResource {

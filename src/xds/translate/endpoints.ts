@@ -59,23 +59,32 @@ function endpointMetadata(ep: MeshEndpoint): Record<string, unknown> {
 }
 
 /**
- * Everything buildLocalityLbEndpoints reads of one endpoint, as a string equal exactly when those
- * inputs are equal: keep the two in step.
+ * Whether buildLocalityLbEndpoints gives the same output for two endpoint lists: compares exactly
+ * the fields it reads (keep the two in step).
  */
-export function endpointInputs(ep: MeshEndpoint): string {
-  const l = ep.labels;
-  return JSON.stringify([
-    ep.address,
-    ep.port,
-    ep.locality ?? null,
-    ep.weight ?? null,
-    ep.workload ?? null,
-    ep.serviceAccount ?? null,
-    l['service.istio.io/canonical-name'] ?? null,
-    l.app ?? null,
-    l['service.istio.io/canonical-revision'] ?? null,
-    l.version ?? null,
-  ]);
+export function sameEndpointInputs(a: readonly MeshEndpoint[], b: readonly MeshEndpoint[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameEndpoint(a[i], b[i])) return false;
+  return true;
+}
+
+function sameEndpoint(a: MeshEndpoint, b: MeshEndpoint): boolean {
+  if (a === b) return true;
+  const la = a.labels;
+  const lb = b.labels;
+  return (
+    a.address === b.address &&
+    a.port === b.port &&
+    a.locality === b.locality &&
+    a.weight === b.weight &&
+    a.workload === b.workload &&
+    a.serviceAccount === b.serviceAccount &&
+    la['service.istio.io/canonical-name'] === lb['service.istio.io/canonical-name'] &&
+    la.app === lb.app &&
+    la['service.istio.io/canonical-revision'] === lb['service.istio.io/canonical-revision'] &&
+    la.version === lb.version
+  );
 }
 
 /** The endpoints behind one cluster: the service's instances on that port, within the subset. */
@@ -96,10 +105,8 @@ export function buildClusterLoadAssignments(scope: ProxyScope, plans: readonly O
   for (const p of plans) {
     if (p.discovery !== 'EDS') continue;
     const endpoints = endpointsForCluster(scope, p);
-    let inputs = '';
-    for (const ep of endpoints) inputs += endpointInputs(ep);
     out.push(
-      shared.loadAssignments.get(p.name, inputs, () =>
+      shared.loadAssignments.get(p.name, endpoints, () =>
         withHiddenName({ cluster_name: p.name, endpoints: buildLocalityLbEndpoints(endpoints, { ipOnly: true }) }, p.name),
       ),
     );

@@ -5,8 +5,11 @@
 // while their inputs are unchanged. Only inbound resources are built per workload.
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { ProxyNode } from '../../model/proxy';
+import type { MeshEndpoint } from '../../registry/types';
 import { TypeUrl } from '../protos';
-import { buildInboundClusters, buildOutboundClusterResources } from './clusters';
+import type { OutboundClusterInputs } from './clusters';
+import { blackHoleCluster, buildInboundClusters, buildOutboundClusterResources, passthroughCluster, sameOutboundClusterInputs } from './clusters';
+import { sameEndpointInputs } from './endpoints';
 import { buildGatewayResources } from './gateway';
 import {
   buildOutboundListeners,
@@ -75,6 +78,8 @@ interface SnapshotMemo {
   readonly share: SnapshotShare;
   /** By view + destinationRules. */
   readonly outbound: Map<string, OutboundClusters>;
+  /** The same by OutboundClusterResources.key. */
+  readonly outboundByContent: Map<string, OutboundClusters>;
   /** By view + l4SourceLabels. */
   readonly listeners: Map<string, SortedResources>;
   /** By view + destinationRules + httpSourceLabels. */
@@ -91,9 +96,10 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
   // SnapshotHistory keeps dozens alive; a retired snapshot translated again just builds a new memo.
   const snapshots = new WeakMap<MeshSnapshot, SnapshotMemo>();
   const recent: MeshSnapshot[] = [];
-  const clusters = new GenerationalMemo<EnvoyResource>(freeze);
-  const loadAssignments = new GenerationalMemo<EnvoyResource>(freeze);
-  const resources: Omit<SharedResources, 'services'> = { clusters, loadAssignments };
+  const clusters = new GenerationalMemo<EnvoyResource, OutboundClusterInputs>(sameOutboundClusterInputs, freeze);
+  const loadAssignments = new GenerationalMemo<EnvoyResource, readonly MeshEndpoint[]>(sameEndpointInputs, freeze);
+  const catchAllClusters = [blackHoleCluster(), passthroughCluster()].map((c) => freezeValue(c, freeze));
+  const resources: Omit<SharedResources, 'services'> = { clusters, loadAssignments, catchAllClusters };
   let sharedResults = 0;
   let builtResults = 0;
 
@@ -106,6 +112,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
       memo = {
         share: { index: buildSnapshotIndex(snapshot), views: new Map(), resources: { ...resources, services: new Map() } },
         outbound: new Map(),
+        outboundByContent: new Map(),
         listeners: new Map(),
         routes: new Map(),
         inbound: new Map(),
@@ -152,7 +159,8 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
 
     const outbound = remember(memo.outbound, keyOf(sig.view, sig.destinationRules), () => {
       const built = buildOutboundClusterResources(scopeOf(), { proxyless: false });
-      return { clusters: sorted(built.clusters), endpoints: sorted(built.loadAssignments) };
+      // Views that list the same clusters (e.g. namespaces without Sidecars) share the sorted maps.
+      return remember(memo.outboundByContent, built.key, () => ({ clusters: sorted(built.clusters), endpoints: sorted(built.loadAssignments) }));
     });
 
     if (proxy.type === 'router') {
