@@ -10,6 +10,7 @@ import type { ProxyNode } from '../../../src/model/proxy';
 import { createSnapshot, DEFAULT_MESH_CONFIG, type MeshSnapshot } from '../../../src/model/snapshot';
 import { TypeUrl } from '../../../src/xds/protos';
 import { createTranslator, parseProxyNode, type GeneratedResources } from '../../../src/xds/translate';
+import { GenerationalMemo } from '../../../src/xds/translate/shared-resources';
 import { loadFixture, parseResources } from './load-fixture';
 import { toPlain } from './resource-checks';
 
@@ -301,3 +302,27 @@ function proxyVariants(snapshot: MeshSnapshot, proxy: ProxyNode): ProxyNode[] {
   }
   return out;
 }
+
+describe('GenerationalMemo', () => {
+  const sameText = (a: string, b: string) => a === b;
+  const built = (label: string) => ({ name: label });
+
+  it('reuses a value for equal inputs, rebuilds for different ones', () => {
+    const memo = new GenerationalMemo<{ name: string }, string>(sameText, 'shallow');
+    const a = memo.get('c', 'x', () => built('a'));
+    assert.equal(memo.get('c', 'x', () => built('b')), a);
+    assert.notEqual(memo.get('c', 'y', () => built('c')), a);
+    assert.ok(Object.isFrozen(a));
+  });
+
+  it('keeps what the last generation used and drops what two generations did not', () => {
+    const memo = new GenerationalMemo<{ name: string }, string>(sameText, 'none');
+    const a = memo.get('c', 'x', () => built('a'));
+    memo.rotate();
+    assert.equal(memo.get('c', 'x', () => built('b')), a, 'used in the previous generation');
+    memo.rotate();
+    memo.rotate();
+    assert.notEqual(memo.get('c', 'x', () => built('c')), a, 'unused for two generations');
+    assert.equal(memo.stats().entries, 1);
+  });
+});
