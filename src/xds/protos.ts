@@ -172,14 +172,23 @@ const SCALAR_WRAPPERS = new Set(
  * Rewrites the JSON form into the object shape protobufjs's generated fromObject accepts
  * (its codegen rejects a string where a Duration message is expected, before any wrapper runs).
  */
-function jsonToProtoObject(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Rebuilds a message object field by field, converting the value of every message-typed field
+ * (each element of a repeated field, each value of a map) with `convertValue`. The one walk both
+ * directions of the codec share.
+ */
+function mapMessageFields(
+  type: protobuf.Type,
+  obj: Record<string, unknown>,
+  convertValue: (fieldType: protobuf.Type, value: unknown) => unknown,
+  onUnknownField: (key: string, value: unknown) => unknown,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {
     if (value === undefined) continue;
     const field = type.fields[key];
     if (!field) {
-      if (key !== '@type') throw new Error(`${type.fullName.slice(1)}: unknown field "${key}"`);
-      out[key] = value;
+      out[key] = onUnknownField(key, value);
       continue;
     }
     field.resolve();
@@ -188,7 +197,7 @@ function jsonToProtoObject(type: protobuf.Type, obj: Record<string, unknown>): R
       continue;
     }
     const fieldType = field.resolvedType;
-    const convert = (v: unknown) => jsonValueToProto(fieldType, v);
+    const convert = (v: unknown) => convertValue(fieldType, v);
     if (field.map) {
       out[key] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, convert(v)]));
     } else if (field.repeated) {
@@ -198,6 +207,13 @@ function jsonToProtoObject(type: protobuf.Type, obj: Record<string, unknown>): R
     }
   }
   return out;
+}
+
+function jsonToProtoObject(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  return mapMessageFields(type, obj, jsonValueToProto, (key, value) => {
+    if (key !== '@type') throw new Error(`${type.fullName.slice(1)}: unknown field "${key}"`);
+    return value;
+  });
 }
 
 function jsonValueToProto(type: protobuf.Type, value: unknown): unknown {
@@ -225,29 +241,7 @@ function jsonValueToProto(type: protobuf.Type, value: unknown): unknown {
  * other protobufjs users in the same process (grpc-js-xds) read durations and wrapper types.
  */
 function protoObjectToJson(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(obj)) {
-    const field = type.fields[key];
-    if (!field || value === undefined) {
-      out[key] = value;
-      continue;
-    }
-    field.resolve();
-    if (!(field.resolvedType instanceof protobuf.Type)) {
-      out[key] = value;
-      continue;
-    }
-    const fieldType = field.resolvedType;
-    const convert = (v: unknown) => protoValueToJson(fieldType, v);
-    if (field.map) {
-      out[key] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, convert(v)]));
-    } else if (field.repeated) {
-      out[key] = (value as unknown[]).map(convert);
-    } else {
-      out[key] = convert(value);
-    }
-  }
-  return out;
+  return mapMessageFields(type, obj, protoValueToJson, (_key, value) => value);
 }
 
 function protoValueToJson(type: protobuf.Type, value: unknown): unknown {
