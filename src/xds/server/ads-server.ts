@@ -134,6 +134,8 @@ export class AdsServer {
   private readonly debouncer: Debouncer<AppliedSnapshot>;
   private readonly translations: TranslationCache<GeneratedResourceSet>;
   private readonly encoded = new EncodedResourceCache();
+  /** Prepared (encoded) form of each translated map, by the map's identity. */
+  private readonly preparedMaps = new WeakMap<ReadonlyMap<string, EnvoyJsonResource>, ReadonlyMap<string, PreparedResource>>();
   private readonly answers: TimeSlicedQueue;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   private nonceCounter = 0;
@@ -513,10 +515,18 @@ export class AdsServer {
     const byType = new Map<string, ReadonlyMap<string, PreparedResource>>();
     const failedTypes = new Set<string>();
     for (const [typeUrl, resources] of Object.entries(generated)) {
+      // The translator hands the same (immutable) map to every proxy with the same inputs:
+      // prepare it once, not once per proxy.
+      const known = this.preparedMaps.get(resources);
+      if (known) {
+        byType.set(typeUrl, known);
+        continue;
+      }
       const prepared = new Map<string, PreparedResource>();
       try {
         for (const [name, resource] of resources) prepared.set(name, this.encoded.prepare(typeUrl, name, resource));
         byType.set(typeUrl, prepared);
+        this.preparedMaps.set(resources, prepared);
       } catch (err) {
         // A translator bug: never send a partial set (that would delete resources); keep the last good.
         failedTypes.add(typeUrl);
