@@ -19,8 +19,33 @@ function json(value: unknown, status = 200) {
   return { status, type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' };
 }
 
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
+/** The landing page of the HTTP address: what is here, and the state at a glance. */
+function indexPage(cp: ControlPlane) {
+  const snapshot = cp.current();
+  const proxies = cp.ads.syncStatus();
+  const links = [
+    ['/debug/syncz', 'every connected proxy: what was sent, ACKed and NACKed'],
+    ['/debug/configz', 'accepted and rejected resources, with validation messages'],
+    ['/debug/snapshots', 'recent config versions'],
+    ['/metrics', 'Prometheus metrics (pilot_* names)'],
+    ['/api/v1/resources', 'the config, as the CLI reads it'],
+  ];
+  const body = `<!doctype html><meta charset="utf-8"><title>Weft control plane</title>
+<h1>Weft control plane</h1>
+<p>Serving ${snapshot ? `config ${escapeHtml(snapshot.version)} (${snapshot.resources.size} resources, ${snapshot.registry.services.size} services)` : 'no config yet'}
+to ${proxies.length} connected ${proxies.length === 1 ? 'proxy' : 'proxies'}; ${cp.store.rejected().length} rejected resources.</p>
+<ul>${links.map(([href, what]) => `<li><a href="${href}">${href}</a> — ${what}</li>`).join('')}</ul>
+`;
+  return { status: 200, type: 'text/html; charset=utf-8', body };
+}
+
 function buildRoutes(cp: ControlPlane): Record<string, Handler> {
   return {
+    '/': () => indexPage(cp),
     '/ready': () => {
       const snapshot = cp.current();
       return snapshot

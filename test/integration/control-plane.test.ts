@@ -174,6 +174,14 @@ describe('control plane with a watched config directory', () => {
     assert.match(((await missing.json()) as { error: string }).error, /default\/nope not found/);
   });
 
+  it('answers on / with the state at a glance and links to the debug views', async () => {
+    const res = await fetch(`http://127.0.0.1:${cp.httpPort}/`);
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, new RegExp(`Serving config ${cp.current()!.version}`));
+    for (const path of ['/debug/syncz', '/debug/configz', '/metrics']) assert.ok(html.includes(`href="${path}"`), path);
+  });
+
   it('serves Prometheus metrics and snapshot history', async () => {
     const res = await fetch(`http://127.0.0.1:${cp.httpPort}/metrics`);
     const text = await res.text();
