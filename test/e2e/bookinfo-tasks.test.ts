@@ -27,6 +27,23 @@ function remove(kind: string, name: string): void {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 }
 
+/** The request-timeouts task's reviews rule: everything to v2, with an optional route timeout. */
+function reviewsToV2(timeout?: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+${timeout ? `    timeout: ${timeout}\n` : ''}`;
+}
+
 interface Page {
   status: number;
   text: string;
@@ -151,19 +168,7 @@ describe('Istio traffic-management tasks on `weft demo`', { timeout: 240_000 }, 
   it('request timeouts: a 0.5s reviews timeout against a 2s ratings delay fails fast', async () => {
     apply(
       '-',
-      `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-  - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v2
----
+      `${reviewsToV2()}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -184,23 +189,7 @@ spec:
 `,
     );
     await waitForPages('the 2s ratings delay', (p) => p.version === 'v2' && p.ms >= 1800, undefined, 1);
-    apply(
-      '-',
-      `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-  - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v2
-    timeout: 0.5s
-`,
-    );
+    apply('-', reviewsToV2('0.5s'));
     await waitForPages('reviews timing out', (p) => p.text.includes(REVIEWS_UNAVAILABLE), undefined, 1);
     const p = await page();
     assert.ok(p.text.includes(REVIEWS_UNAVAILABLE));

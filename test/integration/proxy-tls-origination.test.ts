@@ -37,16 +37,8 @@ function makePki(): Pki {
   return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-describe('proxy TLS origination', { skip: hasOpenssl() ? false : 'openssl is not installed' }, () => {
+// openssl is installed by scripts/ensure-test-tools.sh (npm test runs it first).
+describe('proxy TLS origination', () => {
   let pki: Pki;
   let server: https.Server;
   let mesh: Mesh;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system tools the test suite uses, only those missing (Debian packages):
+# openssl makes the throwaway certificates of the TLS tests.
+set -euo pipefail
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "test tools: installing ${missing[*]} from Debian's packages" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test tools: ${missing[*]} missing and not root (hint: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
