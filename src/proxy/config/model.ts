@@ -17,11 +17,31 @@ export interface RequestView {
   readonly scheme: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly remoteAddress: string;
+  /** The downstream connection's TLS facts; undefined for plaintext connections. */
+  readonly tls: DownstreamTlsInfo | undefined;
+  /** Port the connection was addressed to (the original destination for captured connections). */
+  readonly destinationPort: number;
   /** :path without the query string. */
   pathOnly(): string;
   query(): ReadonlyMap<string, string>;
   /** A header (or pseudo-header :method/:authority/:path/:scheme) as one comma-joined value. */
   header(name: string): string | undefined;
+}
+
+/** What a TLS-terminating listener learned about a downstream connection. */
+export interface DownstreamTlsInfo {
+  /** SNI the client sent. */
+  readonly serverName?: string;
+  /** Negotiated version, e.g. 'TLSv1.3'. */
+  readonly version?: string;
+  /**
+   * The verified client certificate's identity, Envoy's `principal_name`: its first URI SAN
+   * (for mesh peers `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`), else first DNS SAN, else subject.
+   * Undefined when the client presented no (verified) certificate.
+   */
+  readonly peerPrincipal?: string;
+  /** All URI SANs of the verified client certificate. */
+  readonly peerUriSans: readonly string[];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import type * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
+import type { DownstreamTlsInfo } from '../config/model';
+import { downstreamTlsInfo } from '../listener/downstream-tls-info';
 
 export type DownstreamProtocol = 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
 
@@ -21,6 +23,8 @@ export interface Exchange {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /** TLS facts of the downstream connection; undefined for plaintext. */
+  readonly tls: DownstreamTlsInfo | undefined;
   /** The request body, or null when the request has none. */
   readonly body: Readable | null;
   /** Whether response headers went out. */
@@ -64,6 +68,7 @@ export class Http1Exchange implements Exchange {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  readonly tls: DownstreamTlsInfo | undefined;
   readonly body: Readable | null;
   readonly upgradeProtocol?: string;
   private sent = 0;
@@ -90,6 +95,7 @@ export class Http1Exchange implements Exchange {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
+    this.tls = downstreamTlsInfo(socket);
     const h = req.headers;
     const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
     this.body = hasBody ? req : null;
@@ -184,6 +190,7 @@ export class Http2Exchange implements Exchange {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  readonly tls: DownstreamTlsInfo | undefined;
   readonly body: Readable | null;
   private sent = 0;
   private pendingTrailers: string[] | null = null;
@@ -211,6 +218,7 @@ export class Http2Exchange implements Exchange {
     this.remotePort = socket?.remotePort ?? 0;
     this.localAddress = socket?.localAddress ?? '';
     this.localPort = socket?.localPort ?? 0;
+    this.tls = downstreamTlsInfo(socket);
     const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     this.body = endStream ? null : stream;
     stream.on('wantTrailers', () => {

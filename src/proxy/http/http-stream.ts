@@ -9,6 +9,7 @@ import type {
   CompiledRouteConfig,
   CompiledVirtualHost,
   CorsSettings,
+  DownstreamTlsInfo,
   FaultSettings,
   ForwardAction,
   HttpConnectionManagerConfig,
@@ -54,6 +55,8 @@ export class HttpStream implements RequestView {
   readonly scheme: string;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly remoteAddress: string;
+  readonly tls: DownstreamTlsInfo | undefined;
+  readonly destinationPort: number;
   private pathOnlyCache: string | undefined;
   private queryCache: Map<string, string> | undefined;
 
@@ -92,6 +95,8 @@ export class HttpStream implements RequestView {
     this.scheme = exchange.scheme;
     this.headers = exchange.headers;
     this.remoteAddress = exchange.remoteAddress;
+    this.tls = exchange.tls;
+    this.destinationPort = exchange.localPort;
     this.httpStats = runtime.stats.http(hcm.statPrefix);
     this.grpc = isGrpcRequest(exchange.headers);
     let authority = exchange.rawAuthority;

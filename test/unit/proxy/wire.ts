@@ -47,6 +47,8 @@ export function requestView(o: {
     scheme: 'http',
     headers,
     remoteAddress: o.remoteAddress ?? '127.0.0.1',
+    tls: undefined,
+    destinationPort: 80,
     pathOnly: () => (q < 0 ? path : path.slice(0, q)),
     query: () => new URLSearchParams(q < 0 ? '' : path.slice(q + 1)) as unknown as Map<string, string>,
     header: (name: string) => {
