@@ -22,3 +22,8 @@ export function rootCertPath(stateDir: string): string {
 export function workloadTokenPath(stateDir: string, namespace: string, workload: string): string {
   return path.join(stateDir, 'tokens', namespace, `${workload}.jwt`);
 }
+
+/** The key bootstrap tokens are signed with (ES256, PKCS#8 PEM, 0600), made on first start. */
+export function tokenSigningKeyPath(stateDir: string): string {
+  return path.join(stateDir, 'token-signing-key.pem');
+}

@@ -13,7 +13,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   control: {
-    summary: 'run the control plane (xDS on 127.0.0.1:15010, HTTP on 127.0.0.1:15014)',
+    summary: 'run the control plane (xDS on 127.0.0.1:15010, CA and mTLS xDS on :15012, HTTP on :15014)',
     load: async () => {
       const m = await import('./control');
       return { usage: m.CONTROL_USAGE, run: (argv) => m.runControl(argv) };
@@ -86,6 +86,13 @@ const COMMANDS: Record<string, Command> = {
           return m.runAnalyze(argv, (line) => io.out(line + '\n'));
         },
       };
+    },
+  },
+  token: {
+    summary: 'write a bootstrap token file for a gateway or other proxy without a WorkloadEntry',
+    load: async () => {
+      const m = await import('./token');
+      return { usage: m.TOKEN_USAGE, run: m.runToken };
     },
   },
   version: {

@@ -10,12 +10,16 @@
 //   DELETE /api/v1/resources/:kind/:namespace/:name[?dryRun=true]
 //   GET    /api/v1/proxies                                      syncStatus() plus node facts
 //   GET    /api/v1/version
+//   POST   /api/v1/tokens   {namespace, serviceAccount, workload} -> {path, token}: a bootstrap
+//                           token file for a proxy without a WorkloadEntry (a gateway)
 //
 // Bodies of the apply and delete calls are YAML (application/yaml, text/yaml, text/plain, curl's
 // default application/x-www-form-urlencoded, or no type), JSON (application/json: one object, a List, or an array of objects), or the CLI's bundle
 // (application/vnd.weft.manifests+json: {"sources": [{"name", "content"}], "message"}), which
 // keeps each file's name for the problems reported.
 import type * as http from 'node:http';
+import { CaError } from '../ca/ca-errors';
+import { rootCertPath } from '../ca/state-paths';
 import { lookupKind } from '../config/kinds';
 import type { ConfigResource } from '../config/resources';
 import { knownKindNames, MANIFEST_BUNDLE_TYPE, pluralName } from './config-api-contract';
@@ -63,6 +67,7 @@ export function matchConfigApi(cp: ControlPlane, pathname: string): ApiRoute | u
     ],
     [/^\/api\/v1\/proxies$/, { GET: () => json(proxies(cp)) }],
     [/^\/api\/v1\/version$/, { GET: () => json(version(cp)) }],
+    [/^\/api\/v1\/tokens$/, { POST: (req) => createToken(cp, req) }],
   ];
   for (const [pattern, methods] of routes) {
     const m = pattern.exec(pathname);
@@ -257,5 +262,31 @@ function version(cp: ControlPlane) {
     resources: snapshot?.resources.size ?? 0,
     proxies: cp.ads.connectedProxies,
     configDir: cp.configDir,
+    ...(cp.ca
+      ? { ca: { trustDomain: cp.ca.trustDomain, rootFingerprint: cp.ca.rootFingerprint, notAfter: cp.ca.caNotAfter.toISOString(), origin: cp.ca.origin } }
+      : {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// bootstrap tokens
+
+async function createToken(cp: ControlPlane, req: http.IncomingMessage): Promise<ApiResponse> {
+  if (!cp.tokens || !cp.stateDir) {
+    throw new ConfigRequestError(409, 'this control plane runs without a state directory, so it issues no tokens', { hint: 'start weft control with --state-dir' });
+  }
+  const body = parseJson(await readBody(req), 'token request') as Record<string, unknown> | null;
+  const field = (name: string) => {
+    const value = body?.[name];
+    if (typeof value !== 'string' || value === '') throw new ConfigRequestError(400, `${name} is required (a string)`, { hint: 'send {"namespace", "serviceAccount", "workload"}' });
+    return value;
+  };
+  const subject = { namespace: field('namespace'), serviceAccount: field('serviceAccount'), workload: field('workload') };
+  try {
+    const written = await cp.createToken(subject);
+    return json({ path: written.path, token: written.token, rootCert: rootCertPath(cp.stateDir!) });
+  } catch (err) {
+    if (err instanceof CaError) throw new ConfigRequestError(400, err.message);
+    throw err;
+  }
 }

@@ -1,9 +1,18 @@
 // `weft control`: wires the stages together — file source -> config store -> versioned snapshot
 // -> ADS server — and serves the monitoring/debug HTTP address and the config API behind the CLI.
+// With a state directory it also runs the mesh CA, writes workload bootstrap tokens and serves the
+// TLS port (15012) where proxies get certificates and authenticated xDS.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
+import { isIP } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BootstrapTokens, type WorkloadTokenSubject, type WrittenToken } from '../ca/bootstrap-tokens';
+import { CaService } from '../ca/ca-service';
+import { CallerAuthenticator } from '../ca/caller-authentication';
+import { CertificateAuthority } from '../ca/certificate-authority';
+import { CONTROL_PLANE_DNS_NAMES, ServingCertificate } from '../ca/serving-certificate';
 import { analyzeResources } from '../config/analyze';
 import { FileConfigSource, type FileUpdate } from '../config/file-source';
 import { formatProblem, type ConfigProblem } from '../config/problems';
@@ -12,6 +21,7 @@ import type { Logger } from '../log/logger';
 import type { ProxyNode } from '../model/proxy';
 import { createSnapshot, DEFAULT_MESH_CONFIG, SnapshotHistory, type MeshConfig, type MeshSnapshot } from '../model/snapshot';
 import { AdsServer } from '../xds/server/ads-server';
+import { createIdentityGuard } from '../xds/server/identity-guard';
 import { parseProxyNode, translateForProxy } from '../xds/translate';
 import {
   ConfigWriter,
@@ -34,6 +44,18 @@ export interface ControlPlaneOptions {
   historySize?: number;
   pushDebounceMs?: number;
   pushDebounceMaxMs?: number;
+  /**
+   * Where the CA (`ca/`, Istio's plug-in layout), the token signing key and workload bootstrap
+   * tokens (`tokens/<ns>/<name>.jwt`) are kept. Without it the control plane runs no CA, writes no
+   * tokens and serves no secure port (`weft control` always passes one).
+   */
+  stateDir?: string;
+  /** host:port of the TLS port serving the CA and authenticated xDS (Istio: 15012). Needs stateDir. */
+  secureXdsAddress?: string;
+  /** A directory in Istio's "plug in CA certificates" layout to sign with instead of a self-signed root. */
+  caCertsDir?: string;
+  /** Longest workload certificate lifetime in seconds (Istio MAX_WORKLOAD_CERT_TTL). Default 90 days. */
+  maxWorkloadCertTtlSeconds?: number;
 }
 
 /** A snapshot was published: what changed and why (the hook for versioned history, issue 9). */
@@ -72,6 +94,17 @@ export class ControlPlane {
   readonly configDir: string;
   xdsPort = 0;
   httpPort = 0;
+  /** Absolute path of the state directory, when the control plane has one. */
+  readonly stateDir?: string;
+  /** Bound port of the secure xDS/CA address, 0 when not served. */
+  secureXdsPort = 0;
+  /** The mesh CA, once started with a state directory. */
+  ca?: CertificateAuthority;
+  /** Bootstrap token minting and verification, once started with a state directory. */
+  tokens?: BootstrapTokens;
+  private serving?: ServingCertificate;
+  /** Token files are written one snapshot at a time, in order. */
+  private tokenSync: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.logger = options.logger;
@@ -103,9 +136,12 @@ export class ControlPlane {
       debounceAfterMs: options.pushDebounceMs,
       debounceMaxMs: options.pushDebounceMaxMs,
     });
+    if (options.secureXdsAddress && !options.stateDir) throw new Error('a secure xDS address needs a state directory for the CA');
+    this.events.on('snapshot', (e) => this.syncWorkloadTokens(e.snapshot));
     this.ads.events.on('connect', (e) => this.proxyNodes.set(e.connectionId, e.proxy));
     this.ads.events.on('disconnect', (e) => this.proxyNodes.delete(e.connectionId));
     this.configDir = path.resolve(options.configDir);
+    this.stateDir = options.stateDir ? path.resolve(options.stateDir) : undefined;
     const host = this;
     this.writer = new ConfigWriter({
       configDir: this.configDir,
@@ -154,10 +190,38 @@ export class ControlPlane {
     return this.proxyNodes.get(connectionId);
   }
 
+  /**
+   * Writes the bootstrap token file of `subject` (always a new token) and returns its path and
+   * text; for gateways and other proxies that have no WorkloadEntry.
+   */
+  async createToken(subject: WorkloadTokenSubject): Promise<WrittenToken> {
+    if (!this.tokens) throw new Error('this control plane runs without a state directory, so it issues no tokens');
+    const written = await this.tokens.writeWorkloadToken(subject, { force: true });
+    this.logger.info('token_created', { ...subject, path: written.path });
+    return written;
+  }
+
+  /** Resolves once the token files of every snapshot published so far are written. */
+  workloadTokensWritten(): Promise<void> {
+    return this.tokenSync;
+  }
+
   async start(): Promise<void> {
     const dir = this.configDir;
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
       throw new Error(`config directory ${dir} does not exist (hint: create it, or pass --config-dir)`);
+    }
+    const stateDir = this.stateDir;
+    if (stateDir) {
+      // Before the first snapshot, so its WorkloadEntries get their token files.
+      this.ca = await CertificateAuthority.loadOrCreate({
+        stateDir,
+        trustDomain: this.meshConfig.trustDomain,
+        pluggedCertsDir: this.options.caCertsDir,
+        logger: this.logger.child({ component: 'ca' }),
+        maxWorkloadCertTtlSeconds: this.options.maxWorkloadCertTtlSeconds,
+      });
+      this.tokens = await BootstrapTokens.loadOrCreate({ stateDir, logger: this.logger });
     }
     this.source = new FileConfigSource({
       dir,
@@ -167,12 +231,22 @@ export class ControlPlane {
     this.applyFileUpdates(this.source.loadAll(), 'initial load', true);
     this.source.watch();
     this.xdsPort = await this.ads.listen(this.options.xdsAddress);
+    if (!isLoopbackHost(hostOf(this.options.xdsAddress))) {
+      this.logger.warn('plaintext_xds_exposed', {
+        address: this.options.xdsAddress,
+        hint: 'plaintext xDS has no authentication; keep it on 127.0.0.1 and let remote proxies use the secure address',
+      });
+    }
+    if (this.options.secureXdsAddress) await this.listenSecure(this.options.secureXdsAddress);
     this.monitoring = await startMonitoringServer(this, this.options.httpAddress);
     this.httpPort = this.monitoring.port;
+    await this.tokenSync;
     this.logger.info('control_plane_ready', {
       configDir: dir,
       xds: replacePort(this.options.xdsAddress, this.xdsPort),
+      ...(this.secureXdsPort ? { secureXds: replacePort(this.options.secureXdsAddress!, this.secureXdsPort) } : {}),
       http: replacePort(this.options.httpAddress, this.httpPort),
+      ...(stateDir ? { stateDir } : {}),
       version: this.current()?.version,
       resources: this.current()?.resources.size,
     });
@@ -194,9 +268,39 @@ export class ControlPlane {
 
   async stop(graceMs = 2000): Promise<void> {
     this.source?.close();
+    this.serving?.close();
     await this.monitoring?.close();
     await this.ads.close(graceMs);
     this.logger.info('control_plane_stopped');
+  }
+
+  /** The TLS port: the CA service and ADS, both open only to callers with a mesh identity. */
+  private async listenSecure(address: string): Promise<void> {
+    const ca = this.ca!;
+    const tokens = this.tokens!;
+    this.serving = await ServingCertificate.issue({
+      ca,
+      ...servingNames(hostOf(address)),
+      logger: this.logger.child({ component: 'ca' }),
+    });
+    const authenticator = new CallerAuthenticator({ trustDomain: ca.trustDomain, tokens });
+    const caService = new CaService({ ca, authenticator, logger: this.logger, metrics: this.metrics });
+    this.secureXdsPort = await this.ads.listen(address, {
+      credentials: this.serving.serverCredentials(),
+      guard: createIdentityGuard(authenticator),
+      services: [{ definition: caService.definition, implementation: caService.implementation() }],
+    });
+  }
+
+  private syncWorkloadTokens(snapshot: MeshSnapshot): void {
+    const tokens = this.tokens;
+    if (!tokens) return;
+    this.tokenSync = this.tokenSync
+      .then(() => tokens.syncWorkloadTokens(snapshot.registry.workloads.values()))
+      .then((written) => {
+        if (written.length > 0) this.logger.info('workload_tokens_written', { version: snapshot.version, count: written.length, files: written.slice(0, 10) });
+      })
+      .catch((err: unknown) => this.logger.error('workload_tokens_failed', { version: snapshot.version, error: err }));
   }
 
   private applyFileUpdates(updates: FileUpdate[], reason: string, force = false): void {
@@ -262,6 +366,31 @@ export class ControlPlane {
     this.events.emit('snapshot', { snapshot, change, cause });
     return snapshot;
   }
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * What the serving certificate names: istiod's and Weft's DNS names, and the addresses clients
+ * dial — the bound IP, or every local address when bound to all of them.
+ */
+function servingNames(host: string): { dnsNames: string[]; ips: string[] } {
+  const dnsNames: string[] = [...CONTROL_PLANE_DNS_NAMES];
+  const ips = new Set<string>(['127.0.0.1', '::1']);
+  if (host === '' || host === '0.0.0.0' || host === '::') {
+    for (const addresses of Object.values(os.networkInterfaces())) for (const a of addresses ?? []) ips.add(a.address.replace(/%.*$/, ''));
+  } else if (isIP(host)) {
+    ips.add(host);
+  } else if (!dnsNames.includes(host)) {
+    dnsNames.push(host);
+  }
+  return { dnsNames, ips: [...ips] };
 }
 
 function replacePort(address: string, port: number): string {

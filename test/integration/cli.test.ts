@@ -93,8 +93,8 @@ describe('weft control', () => {
   it('starts, becomes ready, and exits cleanly on SIGTERM', async () => {
     const child = spawn(
       process.execPath,
-      [WEFT, 'control', '--config-dir', 'examples/bookinfo/platform', '--xds-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0'],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+      [WEFT, 'control', '--config-dir', 'examples/bookinfo/platform', '--xds-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--secure-xds-address', '127.0.0.1:0'],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_STATE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'weft-cli-state-')) } },
     );
     let logs = '';
     child.stderr.on('data', (d) => (logs += d));

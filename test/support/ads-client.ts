@@ -57,6 +57,8 @@ export interface AdsTestClientOptions {
   ownConnection?: boolean;
   /** version_info of the first request per type, as a reconnecting Envoy sends the version it runs. */
   initialVersionInfo?: string;
+  /** Channel credentials (TLS, client certificate, call credentials); default plaintext. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 interface TypeState {
@@ -89,7 +91,7 @@ export class AdsTestClient extends EventEmitter<AdsTestClientEvents> {
   constructor(private readonly options: AdsTestClientOptions) {
     super();
     this.setMaxListeners(0);
-    this.client = new AdsServiceClient(options.address, grpc.credentials.createInsecure(), {
+    this.client = new AdsServiceClient(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
       ...(options.ownConnection === false ? {} : { 'grpc.use_local_subchannel_pool': 1 }),
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     });

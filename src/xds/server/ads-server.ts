@@ -1,7 +1,8 @@
 // The serve stage: an Aggregated Discovery Service (xDS v3, state of the world) that pushes each
 // published snapshot, translated per proxy, to every connected Envoy, Weft proxy or gRPC client.
 // Pushes are debounced, sent only for the types whose resources changed, ordered CDS, EDS, LDS,
-// RDS, and spread over the event loop with bounded concurrency.
+// RDS, and spread over the event loop with bounded concurrency. The same streams are served on
+// every port it listens on; an authenticated port (15012) admits a stream only through its guard.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +46,38 @@ export interface AdsServerOptions {
   translationCacheSize?: number;
   /** Identifies this control plane in responses (DiscoveryResponse.control_plane). Default "weft". */
   controlPlaneId?: string;
+}
+
+/** Why a stream on an authenticated port was refused: the gRPC status it ends with. */
+export interface StreamRefusal {
+  code: grpc.status;
+  details: string;
+}
+
+/**
+ * Admission for an authenticated port (15012), in Istio's two steps: who is calling (checked when
+ * the stream opens: client certificate or token), then whether that caller may speak for the
+ * node its first request names (e.g. same namespace).
+ */
+export interface StreamGuard<Caller = unknown> {
+  /** Resolves with the caller, or rejects with a StreamRefusal (UNAUTHENTICATED). */
+  authenticate(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): Promise<Caller>;
+  /** A refusal (PERMISSION_DENIED) when `caller` may not be `proxy`. */
+  authorize(caller: Caller, proxy: ProxyNode): StreamRefusal | undefined;
+}
+
+/** Another gRPC service on the same port (the CA beside ADS on 15012). */
+export interface SharedService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface ListenOptions {
+  /** Default: plaintext. */
+  credentials?: grpc.ServerCredentials;
+  /** Authenticate and authorize every stream on this port. Default: admit all (plaintext 15010). */
+  guard?: StreamGuard;
+  services?: readonly SharedService[];
 }
 
 export interface ConnectEvent {
@@ -111,6 +144,11 @@ export interface ConvergenceOptions {
   minProxies?: number;
 }
 
+function asRefusal(err: unknown, fallback: grpc.status): StreamRefusal {
+  const e = err as Partial<StreamRefusal> & { message?: string };
+  return typeof e?.code === 'number' && typeof e.details === 'string' ? { code: e.code, details: e.details } : { code: fallback, details: String(e?.message ?? err) };
+}
+
 /** True when `snapshot` is the one named `version` or a later one (versions are `v<sequence>`). */
 function isAtLeast(snapshot: MeshSnapshot, version: string): boolean {
   if (snapshot.version === version) return true;
@@ -140,7 +178,8 @@ export class AdsServer {
   private readonly noncePrefix = randomBytes(4).toString('hex');
   private nonceCounter = 0;
   private connectionCounter = 0;
-  private grpcServer: grpc.Server | undefined;
+  /** One gRPC server per listening port (15010 plaintext, 15012 TLS), all serving the same streams. */
+  private readonly grpcServers: grpc.Server[] = [];
   private current: AppliedSnapshot | undefined;
   private latestPublished: MeshSnapshot | undefined;
   private pushing: Promise<void> | undefined;
@@ -164,10 +203,14 @@ export class AdsServer {
     this.events.setMaxListeners(0);
   }
 
-  /** Binds the gRPC server; `host:port` with port 0 picks a free port. Resolves with the bound port. */
-  async listen(address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
-    if (this.grpcServer) throw new Error('ADS server is already listening');
+  /**
+   * Binds a gRPC server serving ADS on `address` (`host:port`; port 0 picks a free port) and
+   * resolves with the bound port. Callable more than once: each port serves the same proxies and
+   * snapshots, with its own credentials, admission guard and extra services.
+   */
+  async listen(address: string, options: ListenOptions | grpc.ServerCredentials = {}): Promise<number> {
     if (this.closed) throw new Error('ADS server is closed');
+    const { credentials = grpc.ServerCredentials.createInsecure(), guard, services = [] } = options instanceof grpc.ServerCredentials ? { credentials: options } : options;
     const server = new grpc.Server({
       // Detect proxies that vanished without closing their stream (Istio: 30s / 10s).
       'grpc.keepalive_time_ms': 30_000,
@@ -175,15 +218,16 @@ export class AdsServer {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     });
     server.addService(adsServiceDefinition, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.handleStream(call),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => this.handleStream(call, guard),
     });
+    for (const service of services) server.addService(service.definition, service.implementation);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(address, credentials, (err, boundPort) =>
         err ? reject(new Error(`ADS server cannot listen on ${address}: ${err.message}`)) : resolve(boundPort),
       ),
     );
-    this.grpcServer = server;
-    this.log.info('xds.listening', { address, port });
+    this.grpcServers.push(server);
+    this.log.info('xds.listening', { address, port, tls: credentials._isSecure(), authenticated: guard !== undefined });
     return port;
   }
 
@@ -285,28 +329,29 @@ export class AdsServer {
     this.debouncer.cancel();
     this.answers.clear();
     for (const conn of this.connections.values()) conn.end();
-    const server = this.grpcServer;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await Promise.all(this.grpcServers.map((server) => this.shutdown(server, graceMs)));
     await this.pushing?.catch(() => undefined);
     for (const conn of [...this.connections.values()]) this.dropConnection(conn);
     this.log.info('xds.closed', {});
   }
 
+  private shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Streams
 
-  private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void {
+  private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>, guard: StreamGuard | undefined): void {
     const peer = call.getPeer();
     if (this.closed) {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane is shutting down' });
@@ -314,13 +359,30 @@ export class AdsServer {
     }
     let conn: AdsConnection | undefined;
     let rejected = false;
+    let caller: unknown;
     const finish = () => {
       if (conn) this.dropConnection(conn);
     };
+    if (guard) {
+      // Requests wait (the stream stays paused) until the caller is known.
+      call.pause();
+      guard.authenticate(call).then(
+        (identity) => {
+          caller = identity;
+          if (!rejected && !this.closed) call.resume();
+        },
+        (err: unknown) => {
+          rejected = true;
+          const refusal = asRefusal(err, grpc.status.UNAUTHENTICATED);
+          this.log.warn('xds.connect_unauthenticated', { peer, reason: refusal.details });
+          call.emit('error', refusal);
+        },
+      );
+    }
     call.on('data', (request: DiscoveryRequest) => {
       if (this.closed || rejected) return;
       if (!conn) {
-        conn = this.openConnection(call, peer, request);
+        conn = this.openConnection(call, peer, request, guard, caller);
         if (!conn) {
           rejected = true; // the stream is ending with an error; later requests on it are moot
           return;
@@ -351,10 +413,12 @@ export class AdsServer {
     call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>,
     peer: string,
     request: DiscoveryRequest,
+    guard: StreamGuard | undefined,
+    caller: unknown,
   ): AdsConnection | undefined {
-    const reject = (details: string) => {
-      this.log.warn('xds.connect_rejected', { peer, reason: details });
-      call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details });
+    const reject = (details: string, code = grpc.status.INVALID_ARGUMENT) => {
+      this.log.warn('xds.connect_rejected', { peer, reason: details, code: grpc.status[code] });
+      call.emit('error', { code, details });
       return undefined;
     };
     const node = request.node;
@@ -365,6 +429,8 @@ export class AdsServer {
     } catch (err) {
       return reject(`cannot understand node "${node.id}": ${(err as Error).message}`);
     }
+    const refusal = guard?.authorize(caller, proxy);
+    if (refusal) return reject(refusal.details, refusal.code);
     const conn = new AdsConnection(`${proxy.id}-${++this.connectionCounter}`, proxy, peer, call);
     this.connections.set(conn.id, conn);
     this.metrics.connectedProxies(this.connections.size);
