@@ -7,6 +7,8 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   resourceVersion?: string;
+  /** RFC 3339, as Kubernetes sets it; security policies use it for precedence (oldest wins). */
+  creationTimestamp?: string;
 }
 
 /** Where a resource came from: a file and its document index, or an API call. */

@@ -12,13 +12,32 @@ export interface MeshConfig {
   domainSuffix: string;
   trustDomain: string;
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /**
+   * Istio's meshConfig.enableAutoMtls (default true): clusters without a DestinationRule `tls`
+   * setting use Istio mTLS to endpoints that have a sidecar and plaintext to the others.
+   */
+  enableAutoMtls?: boolean;
+  /**
+   * Istio's meshConfig.pathNormalization, applied to inbound and gateway HTTP connection managers
+   * before routing and authorization. Weft's default is DECODE_AND_MERGE_SLASHES (Istio's is BASE):
+   * see docs/ARCHITECTURE.md, "Decisions and deviations".
+   */
+  pathNormalization?: { normalization?: PathNormalization };
 }
+
+/** Istio's ProxyPathNormalization values (DEFAULT means BASE, as in Istio). */
+export type PathNormalization = 'DEFAULT' | 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
+
+/** Weft's default path normalization (stricter than Istio's BASE). */
+export const DEFAULT_PATH_NORMALIZATION: PathNormalization = 'DECODE_AND_MERGE_SLASHES';
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
   rootNamespace: 'istio-system',
   domainSuffix: 'cluster.local',
   trustDomain: 'cluster.local',
   outboundTrafficPolicy: 'ALLOW_ANY',
+  enableAutoMtls: true,
+  pathNormalization: Object.freeze({ normalization: DEFAULT_PATH_NORMALIZATION }),
 });
 
 type ByKind = { readonly [K in ResourceKind]: readonly ConfigResource<K>[] };

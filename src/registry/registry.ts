@@ -10,7 +10,8 @@ import { resourceKey } from '../config/resources';
 import type { MeshConfig } from '../model/snapshot';
 import { labelsMatch } from './hosts';
 import { protocolForKubePort, protocolForServiceEntryPort } from './protocol';
-import type { MeshEndpoint, MeshService, ServicePortInfo, ServiceRegistry, Workload } from './types';
+import type { MeshEndpoint, MeshService, ServicePortInfo, ServiceRegistry, TlsMode, Workload } from './types';
+import { TLS_MODE_LABEL } from './types';
 
 /** Kubernetes annotation Istio reads for a Service's visibility. */
 const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
@@ -140,6 +141,7 @@ function serviceEntryServices(
       addresses: [...(spec.addresses ?? [])],
       ...(spec.exportTo ? { exportTo: [...spec.exportTo] } : {}),
       declaredBy: resourceKey(r),
+      ...(spec.subjectAltNames?.length ? { subjectAltNames: [...spec.subjectAltNames] } : {}),
     };
     const eps: MeshEndpoint[] = [];
     const portFor = (we: WorkloadEntrySpec, p: ServicePortInfo) => we.ports?.[p.name] ?? p.targetPort ?? p.port;
@@ -156,7 +158,7 @@ function serviceEntryServices(
       }
     } else if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && !host.startsWith('*')) {
       // Istio: a DNS ServiceEntry without endpoints resolves its own host name.
-      for (const p of ports) eps.push({ address: host, port: p.targetPort ?? p.port, servicePort: p.port, labels: {} });
+      for (const p of ports) eps.push({ address: host, port: p.targetPort ?? p.port, servicePort: p.port, labels: {}, tlsMode: 'disabled' });
     }
     out.push([svc, eps]);
   }
@@ -174,7 +176,19 @@ function endpointFor(we: WorkloadEntrySpec, port: number, servicePort: number, w
     ...(we.weight !== undefined ? { weight: we.weight } : {}),
     ...(we.network !== undefined ? { network: we.network } : {}),
     ...(workload ? { workload } : {}),
+    tlsMode: tlsModeOf(we),
   };
+}
+
+/**
+ * Istio's WorkloadEntry rule (serviceentry conversion): the `security.istio.io/tlsMode` label when
+ * present, else `istio` when a service account is declared (the entry stands for a workload with a
+ * sidecar and an identity), else `disabled`.
+ */
+export function tlsModeOf(we: WorkloadEntrySpec): TlsMode {
+  const label = we.labels?.[TLS_MODE_LABEL];
+  if (label !== undefined) return label;
+  return we.serviceAccount ? 'istio' : 'disabled';
 }
 
 function toWorkload(we: ConfigResource<'WorkloadEntry'>): Workload {
@@ -189,6 +203,7 @@ function toWorkload(we: ConfigResource<'WorkloadEntry'>): Workload {
     ...(s.locality !== undefined ? { locality: s.locality } : {}),
     ...(s.network !== undefined ? { network: s.network } : {}),
     ...(s.weight !== undefined ? { weight: s.weight } : {}),
+    tlsMode: tlsModeOf(s),
   };
 }
 

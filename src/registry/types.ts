@@ -42,7 +42,18 @@ export interface MeshService {
   exportTo?: string[];
   /** Resource key (`Kind/ns/name`) of the declaring resource. */
   declaredBy: string;
+  /** ServiceEntry.subjectAltNames: extra SANs accepted from this service's endpoints under mTLS. */
+  subjectAltNames?: string[];
 }
+
+/**
+ * Istio's `security.istio.io/tlsMode` of an endpoint: `istio` when it runs a sidecar that accepts
+ * Istio mTLS, `disabled` otherwise (any other label value is kept as written, as Istio does).
+ */
+export type TlsMode = 'istio' | 'disabled' | (string & {});
+
+/** The label Istio reads an endpoint's TlsMode from. */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 
 export interface MeshEndpoint {
   /** IP address (or hostname for DNS resolution). */
@@ -58,6 +69,8 @@ export interface MeshEndpoint {
   network?: string;
   /** `namespace/name` of the WorkloadEntry behind it, when there is one. */
   workload?: string;
+  /** Whether the endpoint speaks Istio mTLS (see TlsMode); `disabled` when unknown. */
+  tlsMode: TlsMode;
 }
 
 export interface Workload {
@@ -70,6 +83,8 @@ export interface Workload {
   locality?: string;
   network?: string;
   weight?: number;
+  /** See TlsMode. */
+  tlsMode: TlsMode;
 }
 
 /** Immutable once built. Maps are keyed by FQDN hostname; iteration order is sorted. */

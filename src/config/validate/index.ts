@@ -181,6 +181,8 @@ function objectMeta(metadata: Record<string, unknown>, name: string, namespace: 
   if (isPlainObject(metadata.labels)) meta.labels = { ...(metadata.labels as Record<string, string>) };
   if (isPlainObject(metadata.annotations)) meta.annotations = { ...(metadata.annotations as Record<string, string>) };
   if (typeof metadata.resourceVersion === 'string') meta.resourceVersion = metadata.resourceVersion;
+  if (typeof metadata.creationTimestamp === 'string') meta.creationTimestamp = metadata.creationTimestamp;
+  else if (metadata.creationTimestamp instanceof Date) meta.creationTimestamp = metadata.creationTimestamp.toISOString();
   return meta;
 }
 

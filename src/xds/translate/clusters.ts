@@ -1,6 +1,6 @@
-// CDS: outbound clusters per service port and DestinationRule subset, inbound clusters per
-// workload port, and Istio's BlackHole/Passthrough clusters (Istio's cluster_builder and
-// cluster_traffic_policy, with Istio's defaults).
+// CDS: outbound clusters per service port and DestinationRule subset, and Istio's
+// BlackHole/Passthrough clusters (Istio's cluster_builder and cluster_traffic_policy, with Istio's
+// defaults). Inbound clusters are in inbound.ts, mesh mTLS in auto-mtls.ts.
 import type {
   ClientTLSSettings,
   ConnectionPoolSettings,
@@ -10,19 +10,16 @@ import type {
 } from '../../config/resources';
 import { isHttp2Protocol } from '../../registry/protocol';
 import type { MeshEndpoint, MeshService, Protocol, ServicePortInfo } from '../../registry/types';
-import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointsForCluster, sameEndpointInputs } from './endpoints';
-import {
-  BLACKHOLE_CLUSTER,
-  PASSTHROUGH_CLUSTER,
-  inboundClusterName,
-  outboundClusterName,
-} from './names';
+import type { UpstreamMtls } from './auto-mtls';
+import { planUpstreamMtls, upstreamMtlsFields } from './auto-mtls';
+import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointsForCluster, sameEndpointInputs, withPeerAuthentication } from './endpoints';
+import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, outboundClusterName } from './names';
 import type { EffectivePolicy } from './policies';
 import { effectivePolicy, findDestinationRule } from './policies';
 import type { DestinationRuleResource, ProxyScope } from './scope';
 import { sameJson } from './shared-resources';
 import type { EnvoyResource } from './types';
-import { adsConfigSource, FILTER, TYPE, durationSeconds, envoyDuration, socketAddress } from './values';
+import { adsConfigSource, FILTER, TYPE, durationSeconds, envoyDuration } from './values';
 
 /** Istio's mesh default connectTimeout. */
 export const DEFAULT_CONNECT_TIMEOUT = '10s';
@@ -100,7 +97,8 @@ export function buildOutboundClusterResources(scope: ProxyScope, opts: ClusterOp
     let built = perService.get(key);
     if (!built) {
       const plans = planServiceClusters(service, dr, opts);
-      built = { clusters: buildPlannedClusters(scope, plans, opts), loadAssignments: buildClusterLoadAssignments(scope, plans) };
+      const endpoints = plans.map((p) => endpointsForCluster(scope, p));
+      built = { clusters: buildPlannedClusters(scope, plans, endpoints, opts), loadAssignments: buildClusterLoadAssignments(scope, plans, endpoints) };
       perService.set(key, built);
     }
     clusters.push(...built.clusters);
@@ -130,12 +128,30 @@ function discoveryFor(service: MeshService, policy: EffectivePolicy, opts: Clust
  * The clusters of the plans, each looked up by its name and inputs first, so equal inputs give the
  * same object across proxies and snapshots.
  */
-function buildPlannedClusters(scope: ProxyScope, plans: readonly OutboundClusterPlan[], opts: ClusterOptions): EnvoyResource[] {
+function buildPlannedClusters(
+  scope: ProxyScope,
+  plans: readonly OutboundClusterPlan[],
+  planEndpoints: readonly (readonly MeshEndpoint[])[],
+  opts: ClusterOptions,
+): EnvoyResource[] {
   const out: EnvoyResource[] = [];
-  for (const plan of plans) {
-    const dnsEndpoints = plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS' ? endpointsForCluster(scope, plan) : undefined;
-    const inputs = outboundClusterInputs(plan, opts, dnsEndpoints);
-    out.push(scope.shared.clusters.get(plan.name, inputs, () => buildOutboundCluster(plan, opts, dnsEndpoints)));
+  for (const [i, plan] of plans.entries()) {
+    const dns = plan.discovery === 'STRICT_DNS' || plan.discovery === 'LOGICAL_DNS';
+    const endpoints = planEndpoints[i];
+    const dnsEndpoints = dns ? withPeerAuthentication(scope, plan.service, endpoints) : undefined;
+    // Proxyless gRPC gets no mesh mTLS (it would need grpc-js-xds certificate providers).
+    const mtls = opts.proxyless
+      ? undefined
+      : planUpstreamMtls(scope, {
+          service: plan.service,
+          port: plan.port.port,
+          subset: plan.subset?.name,
+          tls: plan.policy.tls,
+          discovery: plan.discovery,
+          endpoints,
+        });
+    const inputs = outboundClusterInputs(plan, opts, dnsEndpoints, mtls);
+    out.push(scope.shared.clusters.get(plan.name, inputs, () => buildOutboundCluster(plan, opts, dnsEndpoints, mtls)));
   }
   return out;
 }
@@ -156,9 +172,16 @@ export interface OutboundClusterInputs {
   readonly destinationRule: string | undefined;
   readonly policy: EffectivePolicy;
   readonly dnsEndpoints: readonly MeshEndpoint[] | undefined;
+  /** Istio mTLS to the endpoints (auto-mtls.ts), which folds in SANs, PeerAuthentication and meshConfig. */
+  readonly mtls: UpstreamMtls | undefined;
 }
 
-function outboundClusterInputs(plan: OutboundClusterPlan, opts: ClusterOptions, dnsEndpoints: readonly MeshEndpoint[] | undefined): OutboundClusterInputs {
+function outboundClusterInputs(
+  plan: OutboundClusterPlan,
+  opts: ClusterOptions,
+  dnsEndpoints: readonly MeshEndpoint[] | undefined,
+  mtls: UpstreamMtls | undefined,
+): OutboundClusterInputs {
   const dr = plan.destinationRule;
   return {
     proxyless: opts.proxyless,
@@ -170,6 +193,7 @@ function outboundClusterInputs(plan: OutboundClusterPlan, opts: ClusterOptions, 
     destinationRule: dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : undefined,
     policy: plan.policy,
     dnsEndpoints,
+    mtls,
   };
 }
 
@@ -183,13 +207,19 @@ export function sameOutboundClusterInputs(a: OutboundClusterInputs, b: OutboundC
     a.subset === b.subset &&
     a.destinationRule === b.destinationRule &&
     sameJson(a.policy, b.policy) &&
+    sameJson(a.mtls, b.mtls) &&
     (a.dnsEndpoints === undefined || b.dnsEndpoints === undefined
       ? a.dnsEndpoints === b.dnsEndpoints
       : sameEndpointInputs(a.dnsEndpoints, b.dnsEndpoints))
   );
 }
 
-function buildOutboundCluster(plan: OutboundClusterPlan, opts: ClusterOptions, dnsEndpoints: readonly MeshEndpoint[] | undefined): EnvoyResource {
+function buildOutboundCluster(
+  plan: OutboundClusterPlan,
+  opts: ClusterOptions,
+  dnsEndpoints: readonly MeshEndpoint[] | undefined,
+  mtls: UpstreamMtls | undefined,
+): EnvoyResource {
   const { policy, service, port } = plan;
   const cluster: EnvoyResource = { name: plan.name, type: plan.discovery === 'EDS' ? 'EDS' : plan.discovery };
   if (plan.discovery === 'EDS') {
@@ -211,7 +241,9 @@ function buildOutboundCluster(plan: OutboundClusterPlan, opts: ClusterOptions, d
   Object.assign(cluster, loadBalancing(policy.loadBalancer, plan.discovery, opts));
   Object.assign(cluster, connectionPool(policy.connectionPool, port.protocol, opts));
   if (policy.outlierDetection) Object.assign(cluster, outlierDetection(policy.outlierDetection));
-  if (!opts.proxyless && policy.tls) {
+  if (mtls) {
+    Object.assign(cluster, upstreamMtlsFields(mtls));
+  } else if (!opts.proxyless && policy.tls) {
     const ts = upstreamTls(policy.tls, service);
     if (ts) cluster.transport_socket = ts;
   }
@@ -257,7 +289,7 @@ function loadBalancing(lb: LoadBalancerSettings | undefined, discovery: ClusterD
 }
 
 /** Istio's getDefaultCircuitBreakerThresholds: effectively unlimited, tracking remaining. */
-function defaultThresholds(): Record<string, unknown> {
+export function defaultThresholds(): Record<string, unknown> {
   return {
     max_connections: UINT32_MAX,
     max_pending_requests: UINT32_MAX,
@@ -352,8 +384,8 @@ function outlierDetection(od: OutlierDetection): Record<string, unknown> {
 }
 
 /**
- * DestinationRule tls SIMPLE / MUTUAL with file-mounted certificates (Istio's file mode).
- * ISTIO_MUTUAL and credentialName (SDS) are not translated yet. SNI defaults to the host.
+ * DestinationRule tls SIMPLE / MUTUAL with file-mounted certificates (Istio's file mode); ISTIO_MUTUAL
+ * is auto-mtls.ts's, credentialName (SDS) is not translated yet. SNI defaults to the host.
  */
 function upstreamTls(tls: ClientTLSSettings, service: MeshService): Record<string, unknown> | undefined {
   if (tls.mode !== 'SIMPLE' && tls.mode !== 'MUTUAL') return undefined;
@@ -388,43 +420,4 @@ export function passthroughCluster(): EnvoyResource {
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [defaultThresholds()] },
   };
-}
-
-/** One port the proxy's own workload serves, found through the services that select it. */
-export interface InboundPort {
-  /** Port the application listens on (the endpoint's target port). */
-  readonly port: number;
-  /** Service port it was reached as (first service by hostname wins). */
-  readonly servicePort: number;
-  readonly protocol: Protocol;
-  readonly service: MeshService;
-  /** The workload's address, where the application listens in Weft standalone mode. */
-  readonly address: string;
-}
-
-/**
- * Inbound clusters `inbound|port||`: STATIC, one endpoint at the workload's own address and
- * target port (Weft standalone: each workload listens on its own loopback address; Istio uses
- * ORIGINAL_DST to 127.0.0.6 binds instead).
- */
-export function buildInboundClusters(ports: readonly InboundPort[]): EnvoyResource[] {
-  return ports.map((p) => {
-    const name = inboundClusterName(p.port);
-    return {
-      name,
-      type: 'STATIC',
-      connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-      load_assignment: {
-        cluster_name: name,
-        endpoints: [{ locality: {}, lb_endpoints: [{ endpoint: { address: socketAddress(p.address, p.port) } }] }],
-      },
-      circuit_breakers: { thresholds: [defaultThresholds()] },
-      ...(isHttp2Protocol(p.protocol) ? { http2_protocol_options: {} } : {}),
-      metadata: {
-        filter_metadata: {
-          istio: { services: [{ host: p.service.hostname, name: p.service.name, namespace: p.service.namespace }] },
-        },
-      },
-    };
-  });
 }

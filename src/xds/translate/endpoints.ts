@@ -2,8 +2,10 @@
 // EndpointBuilder), filtered by the subset's labels; also the inline assignments of DNS clusters.
 import { isIP } from 'node:net';
 import { labelsMatch } from '../../registry/hosts';
-import type { MeshEndpoint } from '../../registry/types';
+import type { MeshEndpoint, MeshService } from '../../registry/types';
+import { TRANSPORT_SOCKET_MATCH_METADATA } from './auto-mtls';
 import type { OutboundClusterPlan } from './clusters';
+import { mtlsMayBeDisabled, mtlsModeForPort, workloadMtls } from './peer-authentication';
 import type { ProxyScope } from './scope';
 import type { EnvoyResource } from './types';
 import { withHiddenName } from './types';
@@ -41,7 +43,11 @@ function localityGroup(key: string, eps: readonly MeshEndpoint[]): Record<string
     const weight = ep.weight && ep.weight > 0 ? ep.weight : 1;
     total += weight;
     const lbEndpoint: Record<string, unknown> = { endpoint: { address: socketAddress(ep.address, ep.port) }, health_status: 'HEALTHY' };
-    if (ep.workload) lbEndpoint.metadata = { filter_metadata: { istio: endpointMetadata(ep) } };
+    const metadata: Record<string, unknown> = {};
+    // Auto mTLS: clusters pick the mTLS transport socket for endpoints marked so (auto-mtls.ts).
+    if (ep.tlsMode === 'istio') metadata[TRANSPORT_SOCKET_MATCH_METADATA] = { tlsMode: 'istio' };
+    if (ep.workload) metadata.istio = endpointMetadata(ep);
+    if (ep.tlsMode === 'istio' || ep.workload) lbEndpoint.metadata = { filter_metadata: metadata };
     lbEndpoint.load_balancing_weight = weight;
     return lbEndpoint;
   });
@@ -80,6 +86,7 @@ function sameEndpoint(a: MeshEndpoint, b: MeshEndpoint): boolean {
     a.weight === b.weight &&
     a.workload === b.workload &&
     a.serviceAccount === b.serviceAccount &&
+    a.tlsMode === b.tlsMode &&
     la['service.istio.io/canonical-name'] === lb['service.istio.io/canonical-name'] &&
     la.app === lb.app &&
     la['service.istio.io/canonical-revision'] === lb['service.istio.io/canonical-revision'] &&
@@ -95,21 +102,46 @@ export function endpointsForCluster(scope: ProxyScope, plan: OutboundClusterPlan
 }
 
 /**
- * One ClusterLoadAssignment per EDS cluster, named after the cluster (eds service_name). An
- * assignment is a function of the cluster name and its endpoints only, so it is looked up by
- * exactly those: unchanged services keep the same object across proxies and snapshots.
+ * The endpoints with the tlsMode clients should use: a sidecar endpoint whose own
+ * PeerAuthentication is DISABLE on its port is `disabled`, so auto mTLS sends it plaintext (Istio's
+ * EDS mtlsChecker). Returns the same list when nothing changes.
  */
-export function buildClusterLoadAssignments(scope: ProxyScope, plans: readonly OutboundClusterPlan[]): EnvoyResource[] {
+export function withPeerAuthentication(scope: ProxyScope, service: MeshService, endpoints: readonly MeshEndpoint[]): readonly MeshEndpoint[] {
+  const index = scope.snapshotIndex;
+  if (index.security.mtlsDisabledNamespaces.size === 0) return endpoints;
+  let out: MeshEndpoint[] | undefined;
+  endpoints.forEach((ep, i) => {
+    if (ep.tlsMode !== 'istio') return;
+    const namespace = ep.workload ? ep.workload.slice(0, ep.workload.indexOf('/')) : service.namespace;
+    if (!mtlsMayBeDisabled(scope.snapshot, index, namespace)) return;
+    if (mtlsModeForPort(workloadMtls(scope.snapshot, index, namespace, ep.labels), ep.port) !== 'DISABLE') return;
+    out ??= [...endpoints];
+    out[i] = { ...ep, tlsMode: 'disabled' };
+  });
+  return out ?? endpoints;
+}
+
+/**
+ * One ClusterLoadAssignment per EDS cluster, named after the cluster (eds service_name), from the
+ * plans' endpoints (endpointsForCluster, in plan order). An assignment is a function of the
+ * cluster name and its endpoints only, so it is looked up by exactly those: unchanged services
+ * keep the same object across proxies and snapshots.
+ */
+export function buildClusterLoadAssignments(
+  scope: ProxyScope,
+  plans: readonly OutboundClusterPlan[],
+  planEndpoints: readonly (readonly MeshEndpoint[])[],
+): EnvoyResource[] {
   const out: EnvoyResource[] = [];
   const { shared } = scope;
-  for (const p of plans) {
-    if (p.discovery !== 'EDS') continue;
-    const endpoints = endpointsForCluster(scope, p);
+  plans.forEach((p, i) => {
+    if (p.discovery !== 'EDS') return;
+    const endpoints = withPeerAuthentication(scope, p.service, planEndpoints[i]);
     out.push(
       shared.loadAssignments.get(p.name, endpoints, () =>
         withHiddenName({ cluster_name: p.name, endpoints: buildLocalityLbEndpoints(endpoints, { ipOnly: true }) }, p.name),
       ),
     );
-  }
+  });
   return out;
 }

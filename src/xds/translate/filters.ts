@@ -1,6 +1,7 @@
 // Network and HTTP filter configs shared by every listener builder: the HTTP connection manager
 // (with Istio's HTTP filter chain), tcp_proxy, and listener filters.
 import type { RouteDestination } from '../../config/resources';
+import type { PathNormalization } from '../../model/snapshot';
 import type { RouteContext } from './routes';
 import { destinationCluster } from './routes';
 import { adsConfigSource, FILTER, TYPE } from './values';
@@ -14,7 +15,11 @@ type Json = Record<string, unknown>;
  */
 export type HttpFilterSet = 'outbound' | 'gateway' | 'inbound' | 'proxyless';
 
-function httpFilters(set: HttpFilterSet): Json[] {
+function httpFilters(set: HttpFilterSet, security: readonly Json[]): Json[] {
+  return [...security, ...roleFilters(set)];
+}
+
+function roleFilters(set: HttpFilterSet): Json[] {
   const cors = { name: FILTER.Cors, typed_config: { '@type': TYPE.Cors } };
   const fault = { name: FILTER.Fault, typed_config: { '@type': TYPE.Fault } };
   const router = { name: FILTER.Router, typed_config: { '@type': TYPE.Router } };
@@ -38,6 +43,29 @@ export interface HcmOptions {
   filters: HttpFilterSet;
   /** Gateways trust the downstream address (Istio: use_remote_address on gateways). */
   useRemoteAddress?: boolean;
+  /** Authentication/authorization filters, first in the chain (security-filters.ts). */
+  securityFilters?: readonly Json[];
+  /** meshConfig.pathNormalization (inbound and gateways); others keep Envoy's normalize_path. */
+  pathNormalization?: PathNormalization;
+}
+
+/**
+ * Istio's mapping of meshConfig.pathNormalization onto the HTTP connection manager: NONE leaves the
+ * path alone; BASE (and DEFAULT) normalizes `.`/`..` segments (RFC 3986); MERGE_SLASHES also
+ * merges `//`; DECODE_AND_MERGE_SLASHES also decodes `%2F`/`%5C` first, so `/a%2F..%2Fadmin` and
+ * `//admin` reach routing and RBAC as `/admin`.
+ */
+function pathNormalizationFields(n: PathNormalization): Json {
+  switch (n) {
+    case 'NONE':
+      return { normalize_path: false };
+    case 'MERGE_SLASHES':
+      return { normalize_path: true, merge_slashes: true };
+    case 'DECODE_AND_MERGE_SLASHES':
+      return { normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'UNESCAPE_AND_FORWARD' };
+    default:
+      return { normalize_path: true };
+  }
 }
 
 /** The HttpConnectionManager typed config (no filter wrapper: api_listener uses it bare). */
@@ -50,14 +78,19 @@ export function httpConnectionManagerConfig(o: HcmOptions): Json {
       ? { rds: { config_source: proxyless ? { ads: {}, resource_api_version: 'V3' } : adsConfigSource(), route_config_name: o.rds } }
       : {}),
     ...(o.routeConfig ? { route_config: o.routeConfig } : {}),
-    http_filters: httpFilters(o.filters),
-    ...(proxyless ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }], normalize_path: true }),
+    http_filters: httpFilters(o.filters, o.securityFilters ?? []),
+    ...(proxyless ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }], ...pathNormalizationFields(o.pathNormalization ?? 'BASE') }),
     ...(o.useRemoteAddress ? { use_remote_address: true } : {}),
   };
 }
 
 export function httpConnectionManager(o: HcmOptions): Json {
   return { name: FILTER.HttpConnectionManager, typed_config: httpConnectionManagerConfig(o) };
+}
+
+/** A chain's network filters: the security filters (network RBAC), then the terminal filter. */
+export function withNetworkFilters(security: readonly Json[], terminal: Json): Json[] {
+  return [...security, terminal];
 }
 
 /** tcp_proxy to one cluster. */

@@ -1,9 +1,12 @@
 // Gateways (proxy type `router`): Gateway servers selected by the proxy's labels become one
 // listener per port and route configurations `http.<port>` / `https.<port>.<portName>.<gw>.<ns>`
-// from the VirtualServices bound to them (Istio's gateway.go).
+// from the VirtualServices bound to them (Istio's gateway.go). RequestAuthentications and
+// AuthorizationPolicies selecting the gateway add jwt_authn/RBAC to its HTTP connection managers
+// and network RBAC to its TCP chains; meshConfig.pathNormalization applies to its HCMs.
 import type { ConfigResource, GatewayServer, ServerTLSSettings } from '../../config/resources';
 import { hostsIntersect, labelsMatch, moreSpecificHost } from '../../registry/hosts';
-import { httpConnectionManager, listenerFilter } from './filters';
+import { DEFAULT_PATH_NORMALIZATION } from '../../model/snapshot';
+import { httpConnectionManager, listenerFilter, withNetworkFilters } from './filters';
 import { tcpRouteProxy, tlsRouteChains } from './listeners';
 import {
   DEFAULT_ROUTE_NAME,
@@ -17,6 +20,8 @@ import type { RouteContext } from './routes';
 import { buildVirtualServiceRoutes, gatewayKey } from './routes';
 import type { ProxyScope, VirtualServiceResource } from './scope';
 import { virtualServiceHosts } from './scope';
+import { buildSecurityFilters } from './security-filters';
+import { policySubjectOf } from './security-selection';
 import type { EnvoyResource } from './types';
 import { FILTER, TYPE, socketAddress } from './values';
 
@@ -186,6 +191,10 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
   }
   const listeners: EnvoyResource[] = [];
   const routes: EnvoyResource[] = [];
+  const security = buildSecurityFilters(scope.snapshot, scope.snapshotIndex, policySubjectOf(scope.proxy));
+  const pathNormalization = scope.mesh.pathNormalization?.normalization ?? DEFAULT_PATH_NORMALIZATION;
+  const hcm = (statPrefix: string, rds: string) =>
+    httpConnectionManager({ statPrefix, rds, filters: 'gateway', useRemoteAddress: true, securityFilters: security.http, pathNormalization });
   for (const port of [...byPort.keys()].sort((a, b) => a - b)) {
     const servers = byPort.get(port) as BoundServer[];
     const name = listenerName(WILDCARD_ADDRESS, port);
@@ -204,7 +213,7 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
       routes.push(gatewayRouteConfiguration(scope, rc, port, [bs]));
       push(sniMatch(bs.server), {
         name: rc,
-        filters: [httpConnectionManager({ statPrefix, rds: rc, filters: 'gateway', useRemoteAddress: true })],
+        filters: [hcm(statPrefix, rc)],
         transport_socket: downstreamTls(bs.server.tls ?? {}, true),
       });
     }
@@ -213,7 +222,7 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
       const ctx: RouteContext = { scope, listenerPort: port, gateways: [bs.key], proxyless: false };
       for (const vs of boundVirtualServices(scope, bs.key)) {
         for (const c of tlsRouteChains(ctx, vs, {})) {
-          push((c.chain.filter_chain_match as Json) ?? {}, { name: c.chain.name, filters: c.chain.filters });
+          push((c.chain.filter_chain_match as Json) ?? {}, { name: c.chain.name, filters: [...security.tcp, ...(c.chain.filters as Json[])] });
         }
       }
     }
@@ -222,7 +231,7 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
     if (httpServers.length) {
       const rc = gatewayHttpRouteConfigName(port);
       routes.push(gatewayRouteConfiguration(scope, rc, port, httpServers));
-      push({}, { name: rc, filters: [httpConnectionManager({ statPrefix, rds: rc, filters: 'gateway', useRemoteAddress: true })] });
+      push({}, { name: rc, filters: [hcm(statPrefix, rc)] });
     }
     // TCP servers (optionally TLS-terminated): the first applicable tcp route of a bound VS.
     for (const bs of servers.filter((s) => serverKind(s.server) === 'tcp' || serverKind(s.server) === 'tls-terminated-tcp')) {
@@ -233,7 +242,7 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
         const terminated = serverKind(bs.server) === 'tls-terminated-tcp';
         push(terminated ? sniMatch(bs.server) : {}, {
           name: `${bs.key}:${port}`,
-          filters: [proxy],
+          filters: withNetworkFilters(security.tcp, proxy),
           ...(terminated ? { transport_socket: downstreamTls(bs.server.tls ?? {}, false) } : {}),
         });
         break;

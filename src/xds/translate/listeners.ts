@@ -1,6 +1,6 @@
-// LDS for sidecars: the 15001 outbound capture listener, per-port outbound listeners, and the
-// 15006 inbound listener (Istio's listener_builder model). Gateway listeners are in gateway.ts,
-// proxyless api_listeners in proxyless.ts.
+// LDS for sidecars, outbound: the 15001 capture listener and the per-port outbound listeners
+// (Istio's listener_builder model). Inbound listeners are in inbound.ts, gateway listeners in
+// gateway.ts, proxyless api_listeners in proxyless.ts.
 //
 // THE SIDECAR LISTENER MODEL (what a Weft proxy implements):
 //
@@ -27,41 +27,28 @@
 //        application_protocols ["http/1.1","h2c"] and the listener gets http_inspector.
 //      - TCP fallback without match: tcp_proxy to the first such service (or its TCP route).
 //    tls_inspector is added whenever a chain matches server_names.
-// 3. `virtualInbound` — 0.0.0.0:15006 (emitted when the proxy's workload serves some port),
-//    traffic_direction INBOUND, listener_filters original_dst (+ http_inspector when a port is
-//    auto-detected). One chain per workload port, filter_chain_match.destination_port = the
-//    application's port: HTTP -> HttpConnectionManager with an inline route configuration named
-//    `inbound|<port>||` routing everything to cluster `inbound|<port>||`; TCP -> tcp_proxy to it.
-//    Inbound clusters are STATIC to <workload address>:<port>.
+// 3. Inbound (`virtualInbound` on 15006, or per-port listeners in standalone mode): see inbound.ts.
+// Outbound clusters carry Istio mTLS (transport_socket or transport_socket_matches): auto-mtls.ts.
 import type { L4MatchAttributes } from '../../config/resources';
-import type { ProxyNode } from '../../model/proxy';
-import type { MeshSnapshot } from '../../model/snapshot';
 import { labelsMatch } from '../../registry/hosts';
 import { isHttpProtocol, isTcpProtocol, isTlsProtocol } from '../../registry/protocol';
 import type { MeshService, Protocol } from '../../registry/types';
-import type { InboundPort } from './clusters';
-import type { HttpFilterSet } from './filters';
 import { httpConnectionManager, listenerFilter, plaintextHttpAlpn, tcpProxy, tcpProxyForRoute } from './filters';
 import {
   BLACKHOLE_CLUSTER,
   HTTP_PROXY_ROUTE_CONFIG,
   PASSTHROUGH_CLUSTER,
-  VIRTUAL_INBOUND_LISTENER,
-  VIRTUAL_INBOUND_PORT,
   VIRTUAL_OUTBOUND_LISTENER,
   VIRTUAL_OUTBOUND_PORT,
   WILDCARD_ADDRESS,
-  inboundClusterName,
-  inboundRouteConfigName,
   listenerName,
   outboundClusterName,
   outboundRouteConfigName,
 } from './names';
 import type { RouteContext } from './routes';
-import { gatewayKey, inboundRouteConfiguration } from './routes';
+import { gatewayKey } from './routes';
 import type { ProxyScope, VirtualServiceResource } from './scope';
 import { meshVirtualServiceFor } from './scope';
-import type { SnapshotIndex } from './snapshot-index';
 import type { EnvoyResource } from './types';
 import { FILTER, cidrRange, socketAddress } from './values';
 
@@ -227,79 +214,5 @@ export function buildVirtualOutboundListener(scope: ProxyScope): EnvoyResource {
     continue_on_listener_filters_timeout: true,
     use_original_dst: true,
     traffic_direction: 'OUTBOUND',
-  };
-}
-
-/**
- * The proxy's own workload: its WorkloadEntry (proxy.workloadName in proxy.namespace), else the
- * first (in registry order) in its namespace whose address is among proxy.ips.
- */
-export function proxyWorkloadKey(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): string | undefined {
-  if (proxy.workloadName) {
-    const key = `${proxy.namespace}/${proxy.workloadName}`;
-    if (snapshot.registry.workloads.has(key)) return key;
-  }
-  let first = -1;
-  for (const ip of proxy.ips) {
-    const at = index.workloadByAddress.get(`${proxy.namespace}|${ip}`);
-    if (at !== undefined && (first < 0 || at < first)) first = at;
-  }
-  return first >= 0 ? index.workloadKeys[first] : undefined;
-}
-
-/**
- * The ports a workload serves: every service endpoint backed by it (see proxyWorkloadKey). One
- * entry per application port; the first service by hostname names it.
- */
-export function inboundPortsFor(snapshot: MeshSnapshot, index: SnapshotIndex, workloadKey: string): InboundPort[] {
-  const workload = snapshot.registry.workloads.get(workloadKey);
-  if (!workload) return [];
-  const byPort = new Map<number, InboundPort>();
-  for (const { service, endpoint: ep } of index.workloadEndpoints.get(workloadKey) ?? []) {
-    if (byPort.has(ep.port)) continue;
-    const sp = service.ports.find((p) => p.port === ep.servicePort);
-    if (!sp || sp.protocol === 'UDP') continue;
-    byPort.set(ep.port, { port: ep.port, servicePort: ep.servicePort, protocol: sp.protocol, service, address: workload.address });
-  }
-  return [...byPort.values()].sort((a, b) => a.port - b.port);
-}
-
-/** `virtualInbound` on 15006, one chain per workload port (see the model above). */
-export function buildVirtualInboundListener(ports: readonly InboundPort[]): EnvoyResource | undefined {
-  if (ports.length === 0) return undefined;
-  const chains: Json[] = [];
-  let sniff = false;
-  const hcm = (p: InboundPort, filters: HttpFilterSet) => {
-    const cluster = inboundClusterName(p.port);
-    return httpConnectionManager({
-      statPrefix: `inbound_${listenerName(WILDCARD_ADDRESS, p.port)}`,
-      routeConfig: inboundRouteConfiguration(inboundRouteConfigName(p.port), cluster, p.port),
-      filters,
-    });
-  };
-  for (const p of ports) {
-    const cluster = inboundClusterName(p.port);
-    const name = `inbound_${listenerName(WILDCARD_ADDRESS, p.port)}`;
-    if (isHttpProtocol(p.protocol)) {
-      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [hcm(p, 'inbound')] });
-    } else if (p.protocol === 'UNKNOWN') {
-      sniff = true;
-      chains.push({
-        name: `${name}-http`,
-        filter_chain_match: { destination_port: p.port, application_protocols: plaintextHttpAlpn() },
-        filters: [hcm(p, 'inbound')],
-      });
-      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [tcpProxy(cluster)] });
-    } else {
-      chains.push({ name, filter_chain_match: { destination_port: p.port }, filters: [tcpProxy(cluster)] });
-    }
-  }
-  return {
-    name: VIRTUAL_INBOUND_LISTENER,
-    address: socketAddress(WILDCARD_ADDRESS, VIRTUAL_INBOUND_PORT),
-    filter_chains: chains,
-    listener_filters: [listenerFilter(FILTER.OriginalDst), ...(sniff ? [listenerFilter(FILTER.HttpInspector)] : [])],
-    continue_on_listener_filters_timeout: true,
-    traffic_direction: 'INBOUND',
   };
 }

@@ -1,9 +1,11 @@
 // What a proxy's translation depends on besides the snapshot, as cache keys: two proxies with
 // equal keys get equal resources of that kind (Istio keys its cluster and route caches the same
-// way, by what a resource really depends on). Addresses and workload name matter only inbound.
+// way, by what a resource really depends on). Addresses, workload name and interception mode matter
+// only inbound; security policy selection matters inbound and on gateways.
 import type { ProxyNode } from '../../model/proxy';
 import type { MeshSnapshot } from '../../model/snapshot';
 import { labelsMatch } from '../../registry/hosts';
+import { inboundPlacementKey } from './inbound';
 import { findSidecar, scopeViewKey } from './scope';
 import type { SnapshotIndex } from './snapshot-index';
 
@@ -21,6 +23,14 @@ export interface ProxySignature {
   readonly l4SourceLabels: string;
   /** Routers: which Gateways select the proxy. Empty for other proxies. */
   readonly gateways: string;
+  /**
+   * Which security policy selectors (PeerAuthentication, AuthorizationPolicy,
+   * RequestAuthentication; Gateway targetRefs as gateway-name labels) of the proxy's namespace and
+   * of the root namespace its labels satisfy: inbound chains and gateway filters.
+   */
+  readonly security: string;
+  /** Sidecars: INTERCEPTION_MODE and, in standalone mode, the bind and app addresses (inbound.ts). */
+  readonly inbound: string;
 }
 
 export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): ProxySignature {
@@ -32,7 +42,16 @@ export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, pro
     httpSourceLabels: matchBits(index.httpSourceLabels, labels),
     l4SourceLabels: matchBits(index.l4SourceLabels, labels),
     gateways: proxy.type === 'router' ? matchBits(index.gatewaySelectors, labels) : '',
+    security: securityBits(snapshot, index, proxy),
+    inbound: proxy.type === 'sidecar' ? inboundPlacementKey(proxy) : '',
   };
+}
+
+function securityBits(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): string {
+  const { selectorsByNamespace } = index.security;
+  const root = snapshot.meshConfig.rootNamespace;
+  const own = matchBits(selectorsByNamespace.get(proxy.namespace), proxy.labels);
+  return proxy.namespace === root ? own : `${own}|${matchBits(selectorsByNamespace.get(root), proxy.labels)}`;
 }
 
 /** One character per selector: `1` when the labels satisfy it (labelsMatch), else `0`. */

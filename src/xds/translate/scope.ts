@@ -33,6 +33,8 @@ export interface ProxyScope {
   readonly index: ScopeIndex;
   /** Resources built earlier from equal inputs, for reuse (see SharedResources). */
   readonly shared: SharedResources;
+  /** The snapshot's lookups (shared by every proxy of the snapshot). */
+  readonly snapshotIndex: SnapshotIndex;
 }
 
 type VsSection = 'http' | 'tcp' | 'tls';
@@ -189,6 +191,7 @@ export function buildProxyScope(snapshot: MeshSnapshot, proxy: ProxyNode, share:
       drMemo: new Map(),
     },
     shared: share.resources,
+    snapshotIndex: share.index,
   };
 }
 

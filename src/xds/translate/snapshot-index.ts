@@ -1,10 +1,17 @@
 // Lookups built once per snapshot and read by every proxy's translation (Istio's PushContext
-// indexes): DestinationRules by host, Sidecars by namespace, the label selectors that can tell two
-// proxies apart, and which service endpoints each workload backs.
-import type { ConfigResource } from '../../config/resources';
+// indexes): DestinationRules by host, Sidecars by namespace, security policies by namespace, the
+// label selectors that can tell two proxies apart, and which service endpoints each workload backs.
+import type { ConfigResource, ObjectMeta } from '../../config/resources';
 import type { MeshSnapshot } from '../../model/snapshot';
 import { toFqdn } from '../../registry/hosts';
 import type { MeshEndpoint, MeshService } from '../../registry/types';
+import type {
+  AuthorizationPolicyResource,
+  PeerAuthenticationResource,
+  RequestAuthenticationResource,
+  TargetablePolicy,
+} from './security-selection';
+import { compareByAge, GATEWAY_NAME_LABEL, targetRefsOf } from './security-selection';
 
 type DestinationRuleResource = ConfigResource<'DestinationRule'>;
 
@@ -46,6 +53,28 @@ export interface SnapshotIndex {
   readonly workloadByAddress: ReadonlyMap<string, number>;
   /** Workload key -> the endpoints it backs, in registry order (hostname, then endpoint order). */
   readonly workloadEndpoints: ReadonlyMap<string, readonly WorkloadEndpoint[]>;
+  readonly security: SecurityIndex;
+}
+
+/** security.istio.io policies, indexed once per snapshot. */
+export interface SecurityIndex {
+  /** Each kind's policies by namespace, in Istio's order (oldest first, then name). */
+  readonly peerAuthentications: ReadonlyMap<string, readonly PeerAuthenticationResource[]>;
+  readonly authorizationPolicies: ReadonlyMap<string, readonly AuthorizationPolicyResource[]>;
+  readonly requestAuthentications: ReadonlyMap<string, readonly RequestAuthenticationResource[]>;
+  /**
+   * By namespace, the distinct label selectors of all three kinds, written as selectors over proxy
+   * labels (a Gateway targetRef becomes `{gateway.networking.k8s.io/gateway-name: <name>}`): which
+   * of them a proxy's labels satisfy decides which policies apply to it (ProxySignature).
+   */
+  readonly selectorsByNamespace: ReadonlyMap<string, readonly Record<string, string>[]>;
+  /** Namespaces with a PeerAuthentication that says DISABLE (at any level or port): EDS checks their endpoints. */
+  readonly mtlsDisabledNamespaces: ReadonlySet<string>;
+  /**
+   * Memo of resolved workload mTLS settings by labels object and namespace (peer-authentication.ts).
+   * The only mutable part of the index: a cache of a pure function of the snapshot.
+   */
+  readonly peerAuthenticationMemo: WeakMap<object, unknown>;
 }
 
 /** Builds the index: O(resources + endpoints), pure. */
@@ -98,6 +127,48 @@ export function buildSnapshotIndex(snapshot: MeshSnapshot): SnapshotIndex {
     workloadKeys,
     workloadByAddress,
     workloadEndpoints,
+    security: buildSecurityIndex(snapshot),
+  };
+}
+
+function buildSecurityIndex(snapshot: MeshSnapshot): SecurityIndex {
+  const byNamespace = <T extends { metadata: ObjectMeta }>(list: readonly T[]): Map<string, T[]> => {
+    const m = new Map<string, T[]>();
+    for (const r of list) pushTo(m, r.metadata.namespace, r);
+    for (const l of m.values()) l.sort(compareByAge);
+    return m;
+  };
+  const peerAuthentications = byNamespace(snapshot.byKind.PeerAuthentication as unknown as PeerAuthenticationResource[]);
+  const authorizationPolicies = byNamespace(snapshot.byKind.AuthorizationPolicy as unknown as AuthorizationPolicyResource[]);
+  const requestAuthentications = byNamespace(snapshot.byKind.RequestAuthentication as unknown as RequestAuthenticationResource[]);
+
+  const selectors = new Map<string, DistinctSelectors>();
+  const addSelector = (ns: string, selector: Record<string, string> | undefined) => {
+    if (!selector || Object.keys(selector).length === 0) return;
+    let d = selectors.get(ns);
+    if (!d) selectors.set(ns, (d = new DistinctSelectors()));
+    d.add(selector);
+  };
+  const kinds = [snapshot.byKind.PeerAuthentication, snapshot.byKind.AuthorizationPolicy, snapshot.byKind.RequestAuthentication];
+  for (const p of kinds.flat() as unknown as TargetablePolicy[]) {
+    addSelector(p.metadata.namespace, p.spec.selector?.matchLabels);
+    for (const ref of targetRefsOf(p.spec)) addSelector(p.metadata.namespace, { [GATEWAY_NAME_LABEL]: ref.name });
+  }
+
+  const mtlsDisabledNamespaces = new Set<string>();
+  for (const [ns, policies] of peerAuthentications) {
+    for (const p of policies) {
+      if (p.spec.mtls?.mode === 'DISABLE' || Object.values(p.spec.portLevelMtls ?? {}).some((m) => m.mode === 'DISABLE')) mtlsDisabledNamespaces.add(ns);
+    }
+  }
+
+  return {
+    peerAuthentications,
+    authorizationPolicies,
+    requestAuthentications,
+    selectorsByNamespace: new Map([...selectors].map(([ns, d]) => [ns, d.list])),
+    mtlsDisabledNamespaces,
+    peerAuthenticationMemo: new WeakMap(),
   };
 }
 

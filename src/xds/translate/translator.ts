@@ -8,16 +8,11 @@ import type { ProxyNode } from '../../model/proxy';
 import type { MeshEndpoint } from '../../registry/types';
 import { TypeUrl } from '../protos';
 import type { OutboundClusterInputs } from './clusters';
-import { blackHoleCluster, buildInboundClusters, buildOutboundClusterResources, passthroughCluster, sameOutboundClusterInputs } from './clusters';
+import { blackHoleCluster, buildOutboundClusterResources, passthroughCluster, sameOutboundClusterInputs } from './clusters';
 import { sameEndpointInputs } from './endpoints';
 import { buildGatewayResources } from './gateway';
-import {
-  buildOutboundListeners,
-  buildVirtualInboundListener,
-  buildVirtualOutboundListener,
-  inboundPortsFor,
-  proxyWorkloadKey,
-} from './listeners';
+import { buildInboundClusters, buildInboundListeners, inboundOptionsFor, inboundPortsFor, proxyWorkloadKey } from './inbound';
+import { buildOutboundListeners, buildVirtualOutboundListener } from './listeners';
 import { proxySignature } from './proxy-signature';
 import { buildProxylessResources } from './proxyless';
 import { buildOutboundRouteConfigurations } from './routes';
@@ -84,7 +79,7 @@ interface SnapshotMemo {
   readonly listeners: Map<string, SortedResources>;
   /** By view + destinationRules + httpSourceLabels. */
   readonly routes: Map<string, SortedResources>;
-  /** By workload key; undefined when the workload serves no port. */
+  /** By workload key + security + inbound placement; undefined when the workload serves no port. */
   readonly inbound: Map<string, InboundResources | undefined>;
   /** Whole results of proxies without inbound resources, by every key they depend on. */
   readonly results: Map<string, GeneratedResources>;
@@ -164,7 +159,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     });
 
     if (proxy.type === 'router') {
-      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways);
+      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways, sig.security);
       return result(memo, key, () => {
         const gw = buildGatewayResources(scopeOf());
         return assemble(outbound.clusters, outbound.endpoints, sorted(gw.listeners), sorted(gw.routes));
@@ -181,11 +176,11 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     const inbound =
       workload === undefined
         ? undefined
-        : remember(memo.inbound, workload, () => {
+        : remember(memo.inbound, keyOf(workload, sig.security, sig.inbound), () => {
             const ports = inboundPortsFor(snapshot, memo.share.index, workload);
             if (ports.length === 0) return undefined;
-            const listener = buildVirtualInboundListener(ports);
-            return { clusters: sorted(buildInboundClusters(ports)), listeners: sorted(listener ? [listener] : []) };
+            const options = inboundOptionsFor(snapshot, memo.share.index, proxy, workload);
+            return { clusters: sorted(buildInboundClusters(ports, options)), listeners: sorted(buildInboundListeners(ports, options)) };
           });
     if (!inbound) {
       const key = keyOf('sidecar', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels);

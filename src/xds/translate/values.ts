@@ -15,6 +15,10 @@ export const TYPE = {
   TlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   HttpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   OriginalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  RawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
+  RbacHttp: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  RbacNetwork: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  JwtAuthentication: 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
 } as const;
 
 /** Envoy's well-known filter names. */
@@ -28,6 +32,10 @@ export const FILTER = {
   HttpInspector: 'envoy.filters.listener.http_inspector',
   OriginalDst: 'envoy.filters.listener.original_dst',
   TlsTransportSocket: 'envoy.transport_sockets.tls',
+  RawBufferTransportSocket: 'envoy.transport_sockets.raw_buffer',
+  RbacHttp: 'envoy.filters.http.rbac',
+  RbacNetwork: 'envoy.filters.network.rbac',
+  JwtAuthn: 'envoy.filters.http.jwt_authn',
 } as const;
 
 /** An xDS config source pointing at the ADS stream the resource came on (a fresh object). */

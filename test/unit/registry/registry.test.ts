@@ -153,6 +153,7 @@ spec: {address: 10.9.0.1, labels: {app: vm}, ports: {http: 8000}, serviceAccount
       labels: { app: 'vm' },
       serviceAccount: 'vm-sa',
       ports: { http: 8000 },
+      tlsMode: 'istio',
     });
   });
 

@@ -47,18 +47,22 @@ function translate(labels: Record<string, string>, workload: string, ip = '127.0
 
 describe('sidecar listeners', () => {
   it('sniffs an auto-detected inbound port: HTTP chain by ALPN, TCP otherwise, to the workload address', () => {
+    // legacy-1 has no service account (no identity): PERMISSIVE offers plaintext only.
     const out = translate({ app: 'legacy' }, 'legacy-1');
     const inbound = out[TypeUrl.Listener].get('virtualInbound') as Record<string, any>;
     assert.deepEqual(
       inbound.filter_chains.map((c: any) => [c.filter_chain_match, c.filters[0].name]),
       [
-        [{ destination_port: 18000, application_protocols: ['http/1.1', 'h2c'] }, 'envoy.filters.network.http_connection_manager'],
-        [{ destination_port: 18000 }, 'envoy.filters.network.tcp_proxy'],
+        [
+          { destination_port: 18000, transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] },
+          'envoy.filters.network.http_connection_manager',
+        ],
+        [{ destination_port: 18000, transport_protocol: 'raw_buffer' }, 'envoy.filters.network.tcp_proxy'],
       ],
     );
     assert.deepEqual(
       inbound.listener_filters.map((f: any) => f.name),
-      ['envoy.filters.listener.original_dst', 'envoy.filters.listener.http_inspector'],
+      ['envoy.filters.listener.original_dst', 'envoy.filters.listener.tls_inspector', 'envoy.filters.listener.http_inspector'],
     );
     const cluster = out[TypeUrl.Cluster].get('inbound|18000||') as Record<string, any>;
     assert.deepEqual(cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, {

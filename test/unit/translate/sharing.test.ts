@@ -225,6 +225,115 @@ describe('sharing across snapshots', () => {
   });
 });
 
+const SECURED = `${mesh()}---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ratings-viewer, namespace: default}
+spec:
+  selector: {matchLabels: {app: ratings, track: stable}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: canary-strict, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: ratings-canary, namespace: default}
+spec:
+  selector: {matchLabels: {track: canary}}
+  mtls: {mode: DISABLE}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {team: edge}}
+  jwtRules: [{issuer: "https://issuer.example.com", jwks: '{"keys":[]}'}]
+`;
+
+function router(labels: Record<string, string>, id = 'gw-1'): ProxyNode {
+  return parseProxyNode({ id: `router~10.0.0.50~${id}.istio-system~istio-system.svc.cluster.local`, metadata: { LABELS: labels } });
+}
+
+function withMetadata(p: ProxyNode, metadata: Record<string, unknown>, id: string): ProxyNode {
+  return { ...p, id, metadata: { ...p.metadata, ...metadata } };
+}
+
+describe('sharing inbound resources', () => {
+  const snapshot = snapshotOf(SECURED);
+  const inbound = (g: GeneratedResources) => g[TypeUrl.Listener].get('virtualInbound') as any;
+  const ratings = (labels: Record<string, string>, ip = '127.0.10.30') => sidecar(ip, 'ratings-v1', { app: 'ratings', version: 'v1', ...labels });
+
+  it('shares inbound between proxies whose labels select the same security policies', () => {
+    const translate = createTranslator();
+    const a = translate(snapshot, ratings({ track: 'stable' }));
+    const b = translate(snapshot, ratings({ track: 'stable', unrelated: 'x' }));
+    assert.ok(inbound(a));
+    assert.equal(inbound(a), inbound(b));
+    assert.equal(a[TypeUrl.Cluster].get('inbound|9080||'), b[TypeUrl.Cluster].get('inbound|9080||'));
+  });
+
+  it('keys inbound on the AuthorizationPolicy and PeerAuthentication selectors the labels satisfy', () => {
+    const translate = createTranslator();
+    const plain = translate(snapshot, ratings({}));
+    const viewer = translate(snapshot, ratings({ track: 'stable' }));
+    const canary = translate(snapshot, ratings({ track: 'canary' }));
+    const filters = (g: GeneratedResources) =>
+      inbound(g).filter_chains[0].filters[0].typed_config.http_filters.map((f: any) => f.name);
+    assert.deepEqual(filters(plain), ['envoy.filters.http.router']);
+    assert.deepEqual(filters(viewer), ['envoy.filters.http.rbac', 'envoy.filters.http.router']);
+    const transports = (g: GeneratedResources) => inbound(g).filter_chains.map((c: any) => c.filter_chain_match.transport_protocol);
+    assert.deepEqual(transports(plain), ['tls'], 'mesh STRICT');
+    assert.deepEqual(transports(canary), ['raw_buffer'], 'workload DISABLE');
+    assertSameObjects(plain, canary, TypeUrl.Cluster);
+    assertSameObjects(plain, viewer, TypeUrl.Listener);
+  });
+
+  it('keys inbound on the interception mode, and in standalone mode on the bind and app addresses', () => {
+    const translate = createTranslator();
+    const base = ratings({});
+    const captured = translate(snapshot, base);
+    const capturedOtherApp = translate(snapshot, withMetadata(base, { WEFT_APP_ADDRESS: '127.200.0.1' }, 'x1'));
+    assert.equal(inbound(captured), inbound(capturedOtherApp), 'the app address is not read with iptables capture');
+    const standalone = translate(snapshot, withMetadata(base, { INTERCEPTION_MODE: 'NONE', WEFT_APP_ADDRESS: '127.128.10.30' }, 'x2'));
+    const otherApp = translate(snapshot, withMetadata(base, { INTERCEPTION_MODE: 'NONE', WEFT_APP_ADDRESS: '127.128.10.31' }, 'x3'));
+    assert.equal(standalone[TypeUrl.Listener].has('virtualInbound'), false);
+    const listener = standalone[TypeUrl.Listener].get('127.0.10.30_9080') as any;
+    assert.deepEqual(listener.address.socket_address, { address: '127.0.10.30', port_value: 9080 });
+    const appOf = (g: GeneratedResources) =>
+      (g[TypeUrl.Cluster].get('inbound|9080||') as any).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    assert.deepEqual(appOf(captured), { address: '127.0.10.30', port_value: 9080 });
+    assert.deepEqual(appOf(standalone), { address: '127.128.10.30', port_value: 9080 });
+    assert.deepEqual(appOf(otherApp), { address: '127.128.10.31', port_value: 9080 });
+    assertSameObjects(captured, standalone, TypeUrl.Cluster);
+    assertSameObjects(standalone, otherApp, TypeUrl.RouteConfiguration);
+  });
+
+  it('keys gateway results on the security policies selecting the gateway', () => {
+    const translate = createTranslator();
+    const a = translate(snapshot, router({ istio: 'ingressgateway' }));
+    const b = translate(snapshot, router({ istio: 'ingressgateway', zone: 'x' }, 'gw-2'));
+    const edge = translate(snapshot, router({ istio: 'ingressgateway', team: 'edge' }, 'gw-3'));
+    assert.equal(a, b, 'nothing tells them apart: the whole result is shared');
+    assert.notEqual(a, edge);
+    const filters = (g: GeneratedResources) =>
+      (g[TypeUrl.Listener].get('0.0.0.0_8080') as any).filter_chains[0].filters[0].typed_config.http_filters.map((f: any) => f.name);
+    assert.deepEqual(filters(a), ['envoy.filters.http.cors', 'envoy.filters.http.fault', 'envoy.filters.http.router']);
+    assert.equal(filters(edge)[0], 'envoy.filters.http.jwt_authn');
+    assertSameObjects(a, edge, TypeUrl.Cluster);
+  });
+});
+
 /** Everything that tests proxy labels: DestinationRule workloadSelector, http and tcp sourceLabels, Sidecar selection. */
 const LABEL_SENSITIVE = `${mesh()}---
 apiVersion: networking.istio.io/v1
@@ -288,17 +397,29 @@ describe('sharing never changes what a proxy gets', () => {
 });
 
 /**
- * The fixture's proxy, then the same with other addresses / workload name / no labels, and one
- * proxy per workload of the mesh (its name, address, labels and namespace): these hit every
- * sourceLabels, workloadSelector and Sidecar the fixtures have, and both inbound and none.
+ * The fixture's proxy, then the same with other addresses / workload name / no labels / other
+ * interception modes and app addresses, and one proxy per workload of the mesh (its name, address,
+ * labels and namespace, captured and standalone): these hit every sourceLabels, workloadSelector,
+ * Sidecar and security policy selector the fixtures have, and both inbound and none.
  */
 function proxyVariants(snapshot: MeshSnapshot, proxy: ProxyNode): ProxyNode[] {
+  const standalone = (p: ProxyNode, app?: string): ProxyNode => ({
+    ...p,
+    id: `${p.id}-standalone-${app ?? ''}`,
+    metadata: { ...p.metadata, INTERCEPTION_MODE: 'NONE', ...(app ? { WEFT_APP_ADDRESS: app } : {}) },
+  });
+  const captured = (p: ProxyNode): ProxyNode => {
+    const { INTERCEPTION_MODE: _mode, ...metadata } = p.metadata;
+    return { ...p, id: `${p.id}-captured`, metadata: { ...metadata, WEFT_APP_ADDRESS: '127.200.0.1' } };
+  };
   const out: ProxyNode[] = [proxy];
   out.push({ ...proxy, id: `${proxy.id}-2`, ips: ['127.0.99.99'], workloadName: 'nobody' });
   out.push({ ...proxy, id: `${proxy.id}-3`, labels: {} });
   out.push({ ...proxy, id: `${proxy.id}-4`, labels: { ...proxy.labels, unrelated: 'x' }, ips: ['127.0.99.98'] });
+  out.push(standalone(proxy), standalone(proxy, '127.128.0.9'), standalone(proxy, '127.128.0.10'), captured(proxy));
   for (const [key, w] of snapshot.registry.workloads) {
-    out.push({ ...proxy, id: `${proxy.id}-${key}`, namespace: w.namespace, workloadName: w.name, ips: [w.address], labels: { ...w.labels } });
+    const own: ProxyNode = { ...proxy, id: `${proxy.id}-${key}`, namespace: w.namespace, workloadName: w.name, ips: [w.address], labels: { ...w.labels } };
+    out.push(own, standalone(own, '127.128.0.9'), captured(own));
   }
   return out;
 }
