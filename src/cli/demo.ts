@@ -5,20 +5,24 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { appAddressFor } from '../model/proxy';
 import { parseCommandArgs } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CliError } from './cli-errors';
 
-export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--keep-config] [--quiet-apps]
+export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--state-dir DIR] [--keep-config] [--quiet-apps]
 
 Starts the Bookinfo sample as a mesh on this machine: the control plane (config in DIR, default
 .weft/demo/config), an ingress gateway serving Istio's bookinfo-gateway on http://127.0.0.1:8080,
 and productpage, details, reviews v1/v2/v3, ratings and httpbin, each on its own 127.0.10.x
-address with its own sidecar. Then try Istio's tasks with \`weft apply -f\` on the YAML in
-examples/bookinfo/networking. Ctrl-C stops everything.
+address with its own sidecar. Every proxy gets its workload certificate from the control plane's
+CA and talks to the control plane over mTLS (15012); traffic between sidecars is mutual TLS.
+Then try Istio's tasks with \`weft apply -f\` on the YAML in examples/bookinfo/networking and
+examples/bookinfo/security. Ctrl-C stops everything.
 
 Options:
       --config-dir DIR   where the control plane keeps the demo's config
+      --state-dir DIR    the CA's files and the workloads' tokens (default .weft/demo/state)
       --keep-config      start from the config left by the last run instead of a fresh one
       --quiet-apps       do not echo the workloads' and proxies' log lines
 `;
@@ -26,6 +30,8 @@ Options:
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const WEFT = path.join(REPO, 'bin', 'weft');
 const APPS = path.join(REPO, 'dist', 'examples', 'bookinfo', 'apps', 'main.js');
+const SECURE_XDS = '127.0.0.1:15012';
+const GATEWAY = { name: 'istio-ingressgateway', namespace: 'istio-system', serviceAccount: 'istio-ingressgateway-service-account' };
 
 /** The demo's workloads: the WorkloadEntries in examples/bookinfo/platform. */
 const WORKLOADS = [
@@ -54,6 +60,11 @@ function get(url: string, timeoutMs = 2000): Promise<number> {
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(0));
   });
+}
+
+async function postJson(url: string, body: unknown): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new CliError(`POST ${url} answered ${res.status}: ${await res.text()}`);
 }
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, children: Children): Promise<void> {
@@ -130,11 +141,12 @@ function prepareConfig(dir: string, keep: boolean): void {
 export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs(
     argv,
-    { 'config-dir': { type: 'string' }, 'keep-config': { type: 'boolean' }, 'quiet-apps': { type: 'boolean' } },
+    { 'config-dir': { type: 'string' }, 'state-dir': { type: 'string' }, 'keep-config': { type: 'boolean' }, 'quiet-apps': { type: 'boolean' } },
     DEMO_USAGE,
   );
   if (!fs.existsSync(APPS)) throw new CliError(`the Bookinfo apps are not built (${APPS}) (hint: run \`npm run build\`)`);
   const configDir = path.resolve(values['config-dir'] ?? path.join(REPO, '.weft', 'demo', 'config'));
+  const stateDir = path.resolve(values['state-dir'] ?? path.join(REPO, '.weft', 'demo', 'state'));
   prepareConfig(configDir, Boolean(values['keep-config']));
   const children = new Children(io, !values['quiet-apps']);
   let stopRequested = false;
@@ -151,21 +163,28 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const step = (text: string) => io.out(`==> ${text}\n`);
   try {
     step(`control plane (config: ${configDir})`);
-    children.start('control', process.execPath, [WEFT, 'control', '--config-dir', configDir]);
+    children.start('control', process.execPath, [WEFT, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--secure-xds-address', SECURE_XDS]);
     await waitUntil('the control plane', async () => (await get('http://127.0.0.1:15014/ready')) === 200, 20_000, children);
+    const identity = ['--state-dir', stateDir, '--xds', SECURE_XDS];
 
     for (const w of WORKLOADS) {
-      step(`${w.name}: sidecar and app on ${w.address}`);
-      children.start(`${w.name}/proxy`, process.execPath, [WEFT, 'proxy', '--workload', w.name]);
+      const appAddress = appAddressFor(w.address);
+      step(`${w.name}: sidecar on ${w.address}, app on ${appAddress}`);
+      children.start(`${w.name}/proxy`, process.execPath, [WEFT, 'proxy', '--workload', w.name, ...identity]);
       children.start(`${w.name}`, process.execPath, [APPS, w.app], {
-        BIND_ADDRESS: w.address,
+        BIND_ADDRESS: appAddress,
         HTTP_PROXY: `http://${w.address}:15001`,
         WORKLOAD_NAME: w.name,
         SERVICE_VERSION: w.version,
       });
     }
     step('ingress gateway on 127.0.0.1:8080 (istio=ingressgateway)');
-    children.start('gateway', process.execPath, [WEFT, 'proxy', '--gateway', 'istio-ingressgateway', '-n', 'istio-system', '--labels', 'istio=ingressgateway,app=istio-ingressgateway']);
+    // Gateways have no WorkloadEntry, so the control plane mints their bootstrap token on request.
+    await postJson('http://127.0.0.1:15014/api/v1/tokens', { namespace: GATEWAY.namespace, serviceAccount: GATEWAY.serviceAccount, workload: GATEWAY.name });
+    children.start('gateway', process.execPath, [
+      WEFT, 'proxy', '--gateway', GATEWAY.name, '-n', GATEWAY.namespace, '--service-account', GATEWAY.serviceAccount,
+      '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...identity,
+    ]);
     for (const w of WORKLOADS) {
       await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 30_000, children);
     }
@@ -179,7 +198,9 @@ Bookinfo is running in the mesh.
   page:        http://127.0.0.1:8080/productpage
   dashboard:   http://127.0.0.1:15014  (/debug/syncz, /debug/configz, /metrics)
   try:         bin/weft apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml
+               bin/weft apply -f examples/bookinfo/security/peer-authentication-strict.yaml
                bin/weft proxy-status
+               bin/weft proxy-config secret productpage-v1
 weft demo: ready (Ctrl-C to stop)
 `);
   await stopped;

@@ -1,21 +1,34 @@
-// `weft proxy-config clusters|listeners|routes|endpoints|all PROXY`: what one proxy is actually
+// `weft proxy-config clusters|listeners|routes|endpoints|secret|all PROXY`: what one proxy is actually
 // running, read from its admin endpoint (/config_dump, /clusters?format=json) and printed as
 // `istioctl proxy-config` does. The proxy is found through the control plane (GET /api/v1/proxies)
 // unless --admin names its admin address directly.
 import { CliError, outputFormat, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient, httpRequest, parseHostPort, type HttpAddress } from './control-client';
-import { clustersTable, dumpClusters, dumpEndpoints, dumpListeners, dumpRoutes, endpointsTable, listenersTable, routesTable, type Json } from './proxy-config-tables';
+import {
+  clustersTable,
+  dumpClusters,
+  dumpEndpoints,
+  dumpListeners,
+  dumpRoutes,
+  dumpSecrets,
+  endpointsTable,
+  listenersTable,
+  routesTable,
+  secretsTable,
+  type Json,
+} from './proxy-config-tables';
 import { findProxy, type ProxyEntry } from './proxy-status';
 
-export const PROXY_CONFIG_USAGE = `Usage: weft proxy-config clusters|listeners|routes|endpoints|all PROXY [-o json] [--admin HOST:PORT]
+export const PROXY_CONFIG_USAGE = `Usage: weft proxy-config clusters|listeners|routes|endpoints|secret|all PROXY [-o json] [--admin HOST:PORT]
 
 Shows the configuration a proxy is running, from its admin endpoint, as \`istioctl proxy-config\`:
   clusters    SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE
   listeners   ADDRESSES, PORT, MATCH, DESTINATION
   routes      NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE
   endpoints   ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER
-  all         all four
+  secret      RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE, SPIFFE ID
+  all         all of them
 PROXY is a proxy id, id prefix, NAME.NAMESPACE or workload name as \`weft proxy-status\` lists them;
 its admin endpoint is loopback-only (<proxy address>:15000), so run this on the proxy's machine.
 
@@ -30,6 +43,7 @@ const SECTIONS = {
   listeners: ['listeners', 'listener', 'l'],
   routes: ['routes', 'route', 'r'],
   endpoints: ['endpoints', 'endpoint', 'ep', 'e'],
+  secret: ['secret', 'secrets', 's'],
   all: ['all'],
 } as const;
 type Section = keyof typeof SECTIONS;
@@ -43,9 +57,9 @@ export async function runProxyConfig(argv: string[], io: CliIo): Promise<number>
   );
   const format = outputFormat(values.output, ['json'] as const, PROXY_CONFIG_USAGE);
   const [sectionArg, proxyArg, ...extra] = positionals;
-  if (!sectionArg) throw new UsageError('which configuration? clusters, listeners, routes, endpoints or all', PROXY_CONFIG_USAGE);
+  if (!sectionArg) throw new UsageError('which configuration? clusters, listeners, routes, endpoints, secret or all', PROXY_CONFIG_USAGE);
   const section = (Object.keys(SECTIONS) as Section[]).find((s) => (SECTIONS[s] as readonly string[]).includes(sectionArg));
-  if (!section) throw new UsageError(`unknown configuration "${sectionArg}"; use clusters, listeners, routes, endpoints or all`, PROXY_CONFIG_USAGE);
+  if (!section) throw new UsageError(`unknown configuration "${sectionArg}"; use clusters, listeners, routes, endpoints, secret or all`, PROXY_CONFIG_USAGE);
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, PROXY_CONFIG_USAGE);
 
   let admin: HttpAddress;
@@ -69,6 +83,7 @@ export async function runProxyConfig(argv: string[], io: CliIo): Promise<number>
     else if (section === 'listeners') value = dumpListeners(dump);
     else if (section === 'routes') value = dumpRoutes(dump);
     else if (section === 'endpoints') value = (await fetchClusterStatuses(admin, label)) ?? dumpEndpoints(dump);
+    else if (section === 'secret') value = { dynamicActiveSecrets: dumpSecrets(dump) };
     io.out(JSON.stringify(value, null, 2) + '\n');
     return 0;
   }
@@ -80,6 +95,7 @@ export async function runProxyConfig(argv: string[], io: CliIo): Promise<number>
     const statuses = await fetchClusterStatuses(admin, label);
     tables.push(endpointsTable(statuses ? { clusterStatuses: statuses } : { loadAssignments: dumpEndpoints(dump) }));
   }
+  if (wants('secret')) tables.push(secretsTable(dumpSecrets(dump)));
   io.out(tables.join('\n'));
   return 0;
 }

@@ -1,17 +1,29 @@
 // `weft proxy`: runs the Weft proxy for one workload (sidecar, from its WorkloadEntry) or as a
-// gateway (selected by Gateway `selector` labels), configured entirely over ADS.
+// gateway (selected by Gateway `selector` labels), configured entirely over ADS, with its own
+// workload identity: a certificate for its SPIFFE id from the control plane's CA (istio-agent's
+// part), used for mesh mTLS and, on the secure port, for the xDS connection itself.
+import { defaultStateDir, rootCertPath, workloadTokenPath } from '../ca/state-paths';
+import { parseDuration } from '../config/validate/formats';
+import { APP_ADDRESS_METADATA, appAddressFor } from '../model/proxy';
 import { parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient, parseHostPort } from './control-client';
 
 export const PROXY_USAGE = `Usage:
-  weft proxy --workload NAME [-n NS] [--xds HOST:PORT] [--control HOST:PORT]
+  weft proxy --workload NAME [-n NS] [--xds HOST:PORT] [--control HOST:PORT] [--app-address IP]
   weft proxy --gateway NAME [-n NS] --labels k=v[,k=v] [--address IP] [--xds HOST:PORT]
 
 Sidecar mode takes the address, labels and service account of WorkloadEntry NAME from the control
 plane and binds on that address: outbound 15001, inbound 15006, admin 15000 (loopback only),
-Prometheus stats 15090, health 15021. Gateway mode serves the listeners of every Gateway whose
-selector matches --labels, on --address (default 127.0.0.1).
+Prometheus stats 15090, health 15021. The application listens on its app address (--app-address).
+Gateway mode serves the listeners of every Gateway whose selector matches --labels, on --address
+(default 127.0.0.1).
+
+Identity: the proxy makes its own key and asks the CA for a certificate for
+spiffe://<trust domain>/ns/<NS>/sa/<service account> (the WorkloadEntry's serviceAccount; for a
+gateway --service-account), authenticated by the bootstrap token in --token-file, verifying the CA
+with the mesh root in <state dir>/ca/root-cert.pem. It renews at about half the lifetime. Mesh mTLS
+(SDS "default" and "ROOTCA") uses that certificate; the proxy is not ready until it has it.
 
 Options:
       --workload NAME      WorkloadEntry this sidecar serves
@@ -19,11 +31,31 @@ Options:
   -n, --namespace NS       namespace of the workload or gateway (default "default")
       --labels k=v,...     gateway labels matched by Gateway.selector (e.g. istio=ingressgateway)
       --address IP         gateway bind address (default 127.0.0.1)
-      --xds HOST:PORT      control plane xDS address (default 127.0.0.1:15010)
+      --app-address IP     where the application listens (default: 127.(A+128).B.C for a workload
+                           address 127.A.B.C, else 127.0.0.1)
+      --xds HOST:PORT      control plane xDS address (default 127.0.0.1:15010, plaintext; the
+                           secure port is 15012)
+      --xds-auth MODE      mutual-tls | none: TLS to the control plane, verified with the mesh
+                           root, with the workload certificate and token (default mutual-tls when
+                           the --xds port is 15012, else none)
+      --ca-address A       CA HOST:PORT, or "none" to run without an identity (then config that
+                           needs mesh mTLS is refused) (default: the --xds address when
+                           --xds-auth is mutual-tls, else 127.0.0.1:15012)
+      --state-dir DIR      the control plane's state directory, for the mesh root and the default
+                           token path (default $WEFT_STATE_DIR or .weft/state)
+      --token-file FILE    bootstrap token (default <state dir>/tokens/<NS>/<NAME>.jwt)
+      --service-account SA gateway identity (default "<NAME>-service-account", Istio's naming)
+      --trust-domain TD    trust domain of the SPIFFE id (default cluster.local)
+      --cert-ttl DURATION  requested certificate lifetime, e.g. 24h, 90m, 30s (default 24h; the CA
+                           may shorten it)
       --drain-seconds N    on SIGTERM, how long in-flight requests may finish (default 5)
       --log-level LEVEL    debug | info | warn | error (default info)
 ${CONTROL_HELP}
 `;
+
+/** Istio's secure xDS/CA port: --xds on this port means mutual TLS unless told otherwise. */
+const SECURE_XDS_PORT = 15012;
+const DEFAULT_CA_ADDRESS = `127.0.0.1:${SECURE_XDS_PORT}`;
 
 interface WorkloadInfo {
   name: string;
@@ -52,7 +84,15 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
       namespace: { type: 'string', short: 'n', default: 'default' },
       labels: { type: 'string' },
       address: { type: 'string', default: '127.0.0.1' },
+      'app-address': { type: 'string' },
       xds: { type: 'string', default: '127.0.0.1:15010' },
+      'xds-auth': { type: 'string' },
+      'ca-address': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'token-file': { type: 'string' },
+      'service-account': { type: 'string' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+      'cert-ttl': { type: 'string', default: '24h' },
       'drain-seconds': { type: 'string', default: '5' },
       'log-level': { type: 'string', default: 'info' },
       ...CONTROL_OPTION,
@@ -60,15 +100,29 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     PROXY_USAGE,
   );
   if (Boolean(values.workload) === Boolean(values.gateway)) throw new UsageError('give exactly one of --workload NAME or --gateway NAME', PROXY_USAGE);
-  parseHostPort(values.xds!, '--xds', PROXY_USAGE);
+  const xdsAddress = parseHostPort(values.xds!, '--xds', PROXY_USAGE);
+  const xdsAuth = values['xds-auth'] ?? (xdsAddress.port === SECURE_XDS_PORT ? 'mutual-tls' : 'none');
+  if (xdsAuth !== 'mutual-tls' && xdsAuth !== 'none') throw new UsageError(`--xds-auth must be mutual-tls or none, not "${xdsAuth}"`, PROXY_USAGE);
+  const caFlag = values['ca-address'] ?? (xdsAuth === 'mutual-tls' ? xdsAddress.text : DEFAULT_CA_ADDRESS);
+  const caAddress = caFlag === 'none' ? undefined : parseHostPort(caFlag, '--ca-address', PROXY_USAGE).text;
+  if (xdsAuth === 'mutual-tls' && !caAddress) {
+    throw new UsageError('--xds-auth mutual-tls needs the workload certificate, so it cannot go with --ca-address none', PROXY_USAGE);
+  }
+  const ttlMs = parseDuration(values['cert-ttl']!);
+  if (ttlMs === undefined || ttlMs < 1000) throw new UsageError(`--cert-ttl "${values['cert-ttl']}" is not a duration of at least 1s (e.g. 24h, 90m, 30s)`, PROXY_USAGE);
+  const stateDir = values['state-dir'] ?? defaultStateDir(io.env);
   const namespace = values.namespace!;
   const domain = `${namespace}.svc.cluster.local`;
   let node: { id: string; metadata: Record<string, unknown> };
   let bindAddress: string;
+  let serviceAccount: string;
+  const name = (values.workload ?? values.gateway)!;
   if (values.workload) {
     const control = ControlClient.fromFlag(values.control, io.env, PROXY_USAGE);
     const workload = await control.get<WorkloadInfo>(`/api/v1/workloads/${encodeURIComponent(namespace)}/${encodeURIComponent(values.workload)}`);
     bindAddress = workload.address;
+    // Kubernetes' rule: a pod without a service account runs as "default".
+    serviceAccount = workload.serviceAccount || 'default';
     node = {
       id: `sidecar~${workload.address}~${workload.name}.${namespace}~${domain}`,
       metadata: {
@@ -76,13 +130,17 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
         WORKLOAD_NAME: workload.name,
         LABELS: workload.labels,
         INSTANCE_IPS: workload.address,
-        SERVICE_ACCOUNT: workload.serviceAccount,
+        SERVICE_ACCOUNT: serviceAccount,
+        // Standalone: no iptables; the sidecar binds the service ports on the workload address.
+        INTERCEPTION_MODE: 'NONE',
+        [APP_ADDRESS_METADATA]: values['app-address'] ?? appAddressFor(workload.address),
         PROXY_CONFIG: { proxyAdminPort: 15000 },
       },
     };
   } else {
     if (!values.labels) throw new UsageError('--gateway needs --labels (the labels its Gateway selector matches)', PROXY_USAGE);
     bindAddress = values.address!;
+    serviceAccount = values['service-account'] ?? `${values.gateway}-service-account`;
     node = {
       id: `router~${bindAddress}~${values.gateway}.${namespace}~${domain}`,
       metadata: {
@@ -90,14 +148,34 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
         WORKLOAD_NAME: values.gateway,
         LABELS: parseLabels(values.labels),
         INSTANCE_IPS: bindAddress,
+        SERVICE_ACCOUNT: serviceAccount,
         PROXY_CONFIG: { proxyAdminPort: 15000 },
       },
     };
   }
+  const rootPath = rootCertPath(stateDir);
+  const tokenPath = values['token-file'] ?? workloadTokenPath(stateDir, namespace, name);
   const { createLogger } = await import('../log/logger');
   const { startProxy } = await import('../proxy/proxy');
   const logger = createLogger({ level: values['log-level'] as 'info' });
-  const proxy = await startProxy({ xdsAddress: values.xds!, node, bindAddress, logger });
+  const proxy = await startProxy({
+    xdsAddress: xdsAddress.text,
+    xdsMutualTls: xdsAuth === 'mutual-tls' ? { rootCertPath: rootPath, tokenPath } : undefined,
+    identity: caAddress
+      ? {
+          caAddress,
+          rootCertPath: rootPath,
+          tokenPath,
+          trustDomain: values['trust-domain'],
+          namespace,
+          serviceAccount,
+          certTtlSeconds: Math.round(ttlMs / 1000),
+        }
+      : undefined,
+    node,
+    bindAddress,
+    logger,
+  });
   const drainMs = Number(values['drain-seconds']) * 1000;
   const stop = (signal: string) => {
     logger.info('shutdown_requested', { signal, drainMs });
@@ -106,7 +184,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   proxy.ready.then(
-    () => logger.info('proxy_ready', { node: node.id, address: bindAddress, listeners: proxy.listeners() }),
+    () => logger.info('proxy_ready', { node: node.id, address: bindAddress, listeners: proxy.listeners(), identity: proxy.identityStatus()?.identity }),
     (err: Error) => logger.error('proxy_not_ready', { error: err }),
   );
   await proxy.closed;

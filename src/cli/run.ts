@@ -4,24 +4,29 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { appAddressFor } from '../model/proxy';
 import { CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient } from './control-client';
 
-export const RUN_USAGE = `Usage: weft run --workload NAME [-n NS] [--xds HOST:PORT] [--control HOST:PORT] -- COMMAND [ARGS...]
+export const RUN_USAGE = `Usage: weft run --workload NAME [-n NS] [--xds HOST:PORT] [--state-dir DIR] [--control HOST:PORT] -- COMMAND [ARGS...]
 
 Starts a sidecar for WorkloadEntry NAME (as \`weft proxy --workload NAME\`), waits until it is
 ready, then runs COMMAND with:
   HTTP_PROXY / http_proxy   http://<workload address>:15001 (call other services by mesh name)
   NO_PROXY                  localhost,127.0.0.1 (calls to itself bypass the sidecar)
-  BIND_ADDRESS              the workload's address: listen there so the sidecar can reach you
+  BIND_ADDRESS              the app address: listen there on the service's target port. The
+                            sidecar owns <workload address>:<port>, terminates mesh mTLS there,
+                            applies the workload's policies and forwards to you.
   WORKLOAD_NAME, POD_NAMESPACE
 When COMMAND exits the sidecar is stopped, and weft run exits with COMMAND's status.
 
 Options:
       --workload NAME    WorkloadEntry to run as
   -n, --namespace NS     its namespace (default "default")
-      --xds HOST:PORT    control plane xDS address (default 127.0.0.1:15010)
+      --xds HOST:PORT    control plane xDS address (default 127.0.0.1:15012, mutual TLS)
+      --state-dir DIR    the control plane's state directory: mesh root and bootstrap token
+                         (default $WEFT_STATE_DIR or .weft/state)
 ${CONTROL_HELP}
 `;
 
@@ -51,7 +56,13 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
   const command = argv.slice(separator + 1);
   const { values } = parseCommandArgs(
     argv.slice(0, separator),
-    { workload: { type: 'string' }, namespace: { type: 'string', short: 'n', default: 'default' }, xds: { type: 'string', default: '127.0.0.1:15010' }, ...CONTROL_OPTION },
+    {
+      workload: { type: 'string' },
+      namespace: { type: 'string', short: 'n', default: 'default' },
+      xds: { type: 'string', default: '127.0.0.1:15012' },
+      'state-dir': { type: 'string' },
+      ...CONTROL_OPTION,
+    },
     RUN_USAGE,
   );
   if (!values.workload) throw new UsageError('--workload NAME is required', RUN_USAGE);
@@ -60,6 +71,8 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
     `/api/v1/workloads/${encodeURIComponent(values.namespace!)}/${encodeURIComponent(values.workload)}`,
   );
   const proxyArgs = [WEFT, 'proxy', '--workload', values.workload, '-n', values.namespace!, '--xds', values.xds!, '--control', control.address.text];
+  if (values['state-dir']) proxyArgs.push('--state-dir', values['state-dir']);
+  const appAddress = appAddressFor(workload.address);
   const sidecar = spawn(process.execPath, proxyArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
   const sidecarExit = exitOf(sidecar);
   const deadline = Date.now() + 30_000;
@@ -82,7 +95,7 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
       http_proxy: proxyUrl,
       NO_PROXY: 'localhost,127.0.0.1',
       no_proxy: 'localhost,127.0.0.1',
-      BIND_ADDRESS: workload.address,
+      BIND_ADDRESS: appAddress,
       WORKLOAD_NAME: workload.name,
       POD_NAMESPACE: values.namespace,
     },

@@ -30,6 +30,13 @@ export interface RequestRecord {
   upstreamServiceTimeMs?: number;
   downstreamRemoteAddress: string;
   downstreamLocalAddress: string;
+  /**
+   * An RBAC filter with action LOG (Istio's AUDIT) matched: Envoy's dynamic metadata
+   * `envoy.common` `access_log_hint: true`. Absent otherwise.
+   */
+  rbacAudit?: true;
+  /** The request's dynamic metadata per filter namespace (for %DYNAMIC_METADATA(ns:key)%). */
+  dynamicMetadata?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
 }
 
 /** Envoy's default access log format. */
@@ -38,7 +45,18 @@ export const DEFAULT_ACCESS_LOG_FORMAT =
   '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
   '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
 
-function operator(record: RequestRecord, op: string, arg: string | undefined): string | number | undefined {
+/** %DYNAMIC_METADATA(NAMESPACE:KEY:...)%: the value at that path (objects as JSON in text logs). */
+function dynamicMetadata(record: RequestRecord, arg: string | undefined): unknown {
+  const [namespace, ...keys] = (arg ?? '').split(':');
+  let value: unknown = record.dynamicMetadata?.get(namespace);
+  for (const k of keys) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+    value = (value as Record<string, unknown>)[k];
+  }
+  return value;
+}
+
+function operator(record: RequestRecord, op: string, arg: string | undefined): unknown {
   switch (op) {
     case 'START_TIME':
       return new Date(record.startTime).toISOString();
@@ -50,6 +68,11 @@ function operator(record: RequestRecord, op: string, arg: string | undefined): s
       return record.flags.length ? record.flags.join(',') : '-';
     case 'RESPONSE_CODE_DETAILS':
       return record.details;
+    case 'CONNECTION_TERMINATION_DETAILS':
+      // Set for TCP connections a filter closed (network RBAC).
+      return record.protocol === 'TCP' && record.details !== 'via_upstream' ? record.details : undefined;
+    case 'DYNAMIC_METADATA':
+      return dynamicMetadata(record, arg);
     case 'BYTES_RECEIVED':
       return record.bytesReceived;
     case 'BYTES_SENT':
@@ -108,7 +131,8 @@ function requestField(record: RequestRecord, name: string): string | undefined {
 export function formatAccessLog(record: RequestRecord, format: string = DEFAULT_ACCESS_LOG_FORMAT): string {
   return format.replace(/%([A-Z_]+)(?:\(([^)]*)\))?(?::\d+)?%/g, (_m, op: string, arg: string | undefined) => {
     const v = operator(record, op, arg);
-    return v === undefined || v === '' ? '-' : String(v);
+    if (v === undefined || v === null || v === '') return '-';
+    return typeof v === 'object' ? JSON.stringify(v) : String(v);
   });
 }
 

@@ -1,6 +1,6 @@
 // The proxy's HTTP endpoints: admin (loopback only, Envoy's paths: /config_dump, /clusters,
-// /stats, /ready, /quitquitquit, /listeners, /server_info), Prometheus stats (/stats/prometheus)
-// and health (/healthz/ready).
+// /stats, /ready, /quitquitquit, /listeners, /server_info, /certs), Prometheus stats
+// (/stats/prometheus) and health (/healthz/ready).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyStats } from './stats';
@@ -15,6 +15,10 @@ export interface AdminSource {
   clusters: ClusterManager;
   listeners(): { name: string; address: string; port: number }[];
   serverInfo(): unknown;
+  /** Envoy's /certs: the certificates in use (never private keys). */
+  certs?(): unknown;
+  /** More `name: value` lines for /stats (listener TLS counters). */
+  extraStats?(): string[];
   quit(): void;
   drainListeners(): void;
 }
@@ -102,7 +106,9 @@ export function createAdminHandler(src: AdminSource): http.RequestListener {
     const format = url.searchParams.get('format');
     switch (url.pathname) {
       case '/':
-        return send(res, 200, ['/config_dump', '/clusters', '/listeners', '/stats', '/stats/prometheus', '/ready', '/server_info', '/quitquitquit (POST)', '/drain_listeners (POST)'].join('\n') + '\n');
+        return send(res, 200, ['/config_dump', '/clusters', '/listeners', '/certs', '/stats', '/stats/prometheus', '/ready', '/server_info', '/quitquitquit (POST)', '/drain_listeners (POST)'].join('\n') + '\n');
+      case '/certs':
+        return send(res, 200, JSON.stringify(src.certs?.() ?? { certificates: [] }, null, 2), 'application/json');
       case '/config_dump':
         return send(res, 200, JSON.stringify(src.configDump(), null, 2), 'application/json');
       case '/clusters':
@@ -115,6 +121,8 @@ export function createAdminHandler(src: AdminSource): http.RequestListener {
         const text = src.stats.renderText(src.clusters);
         const filter = url.searchParams.get('filter');
         let lines = text.trimEnd().split('\n');
+        const extra = src.extraStats?.() ?? [];
+        if (extra.length) lines = [...lines, ...extra].sort();
         if (filter) {
           const re = new RegExp(filter);
           lines = lines.filter((l) => re.test(l.slice(0, l.indexOf(':'))));

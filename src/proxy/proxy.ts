@@ -5,18 +5,31 @@
 // resources take effect, invalid ones keep their last good version, and the response is NACKed
 // with all errors. Listener and cluster updates happen in place so in-flight requests finish on
 // the config they started with. Losing the control plane changes nothing that is serving.
+//
+// Identity: the certificate agent (identity/) gets the workload certificate from the control
+// plane's CA into the secret store, which serves the SDS names `default` and `ROOTCA` that TLS
+// settings refer to. Config naming them is refused (NACK) when there is no agent, and the proxy is
+// not ready until the secrets it needs are there.
+import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { AUTHORIZATION_METADATA } from '../ca/ca-protocol';
 import { createLogger, type Logger } from '../log/logger';
 import { SHORT_TYPE_NAMES, TypeUrl } from '../xds/protos';
 import { AccessLogWriters, type RequestRecord } from './access-log';
 import { boundPort, createAdminHandler, createHealthHandler, createPrometheusHandler, listenHttp, type ServerState } from './admin';
 import { compileCluster } from './config/cluster';
+import { secretRefsOf, type SdsSecretRef } from './config/common-tls-context';
 import { compileLoadAssignment } from './config/endpoints';
 import { compileListener } from './config/listener';
 import type { CompiledCluster, CompiledListener, CompiledRouteConfig } from './config/model';
 import { compileRouteConfig } from './config/route-config';
 import type { Json, Validation } from './config/validation';
+import { caChannelOptions, CertificateAgent, type AgentStatus } from './identity/certificate-agent';
+import { certsView, SecretStore, secretsConfigDump } from './identity/secret-store';
+import { SecureContextCache } from './identity/secure-contexts';
+import { spiffeId } from './identity/workload-key';
 import type { HttpRuntime } from './http/http-stream';
 import { ListenerManager } from './listener/listener-manager';
 import type { Destination } from './listener/listener-server';
@@ -36,9 +49,41 @@ export interface ProxyPorts {
 
 export const DEFAULT_PORTS: ProxyPorts = Object.freeze({ outbound: 15001, inbound: 15006, admin: 15000, stats: 15090, health: 15021 });
 
+/** The workload identity agent: where the CA is and what the proxy proves itself with. */
+export interface ProxyIdentityOptions {
+  /** host:port of the CA (the control plane's secure port). */
+  caAddress: string;
+  /** The mesh root certificate (PEM file): trusted for the CA and the control plane. */
+  rootCertPath: string;
+  /** The workload's bootstrap token (JWT file). */
+  tokenPath: string;
+  /** Default "cluster.local". */
+  trustDomain?: string;
+  namespace: string;
+  serviceAccount: string;
+  /** Requested certificate lifetime (the CA may shorten it). Default 24h. */
+  certTtlSeconds?: number;
+  /** Retry backoff of failed CA requests (ms). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+/** ADS over the control plane's secure port: TLS verified with the mesh root, the workload certificate as client certificate, and the bootstrap token. */
+export interface XdsMutualTls {
+  rootCertPath: string;
+  tokenPath: string;
+  /** Name the control plane's certificate is checked against (default: the IP, or istiod.istio-system.svc). */
+  serverName?: string;
+}
+
 export interface ProxyOptions {
-  /** Control plane ADS address, host:port (plaintext gRPC). */
+  /** Control plane ADS address, host:port. */
   xdsAddress: string;
+  /** Mutual TLS on the ADS channel; absent: plaintext. Needs the workload certificate (identity or secrets). */
+  xdsMutualTls?: XdsMutualTls;
+  /** Run the certificate agent; absent: no agent (config needing SDS `default`/`ROOTCA` is refused unless `secrets` serves them). */
+  identity?: ProxyIdentityOptions;
+  /** A secret store filled by the caller instead of the agent (tests, or certificates managed elsewhere). */
+  secrets?: SecretStore;
   /** xDS node: Istio-style id (`sidecar~IP~NAME.NS~NS.svc.cluster.local`) and metadata. */
   node: { id: string; cluster?: string; metadata?: Record<string, unknown> };
   /** The workload's address: 0.0.0.0 listeners bind here. */
@@ -79,6 +124,10 @@ export interface RunningProxy {
   configDump(): unknown;
   /** Per xDS type: accepted version and last NACK error. */
   xdsStatus(): ReturnType<XdsClient['status']>;
+  /** The SDS secrets the proxy serves (`default`, `ROOTCA`), when it has an identity. */
+  readonly secrets: SecretStore | undefined;
+  /** The certificate agent's state, when it runs. */
+  identityStatus(): AgentStatus | undefined;
   /** Stop accepting, let in-flight requests finish within `graceMs`, then stop. */
   close(graceMs?: number): Promise<void>;
 }
@@ -99,7 +148,25 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const ports: ProxyPorts = { ...DEFAULT_PORTS, ...options.ports };
   const random = options.random ?? Math.random;
   const stats = new ProxyStats();
-  const clusters = new ClusterManager(random);
+  const secrets = options.secrets ?? (options.identity ? new SecretStore() : undefined);
+  const secureContexts = new SecureContextCache(secrets);
+  const agent = options.identity
+    ? new CertificateAgent({
+        caAddress: options.identity.caAddress,
+        rootCertPath: options.identity.rootCertPath,
+        tokenPath: options.identity.tokenPath,
+        identity: spiffeId(options.identity.trustDomain ?? 'cluster.local', options.identity.namespace, options.identity.serviceAccount),
+        ttlSeconds: options.identity.certTtlSeconds ?? 24 * 3600,
+        store: secrets!,
+        logger,
+        backoff: options.identity.backoff,
+        random,
+      })
+    : undefined;
+  if (options.xdsMutualTls && !secrets) {
+    throw new Error('mutual TLS to the control plane needs the workload certificate: enable the identity agent (a CA address) or use a plaintext xDS address');
+  }
+  const clusters = new ClusterManager(random, secureContexts);
   const accessLogs = new AccessLogWriters();
   const routes = new Map<string, Applied<CompiledRouteConfig>>();
   const listeners = new Map<string, Applied<CompiledListener>>();
@@ -120,7 +187,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (!portOverrides.has(15006)) portOverrides.set(15006, ports.inbound);
   const listenerManager = new ListenerManager(
     { bindAddress: options.bindAddress, portOverrides, drainMs: options.listenerDrainMs ?? 5_000 },
-    { runtime, originalDestination: options.originalDestination },
+    { runtime, originalDestination: options.originalDestination, secureContexts },
   );
 
   let state: ServerState = 'PRE_INITIALIZING';
@@ -137,8 +204,24 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   let cdsReceived = false;
   let initialTimer: NodeJS.Timeout | null = null;
 
+  /** SDS secrets the applied config names (clusters' and listeners' TLS). */
+  const neededSecrets = (): Set<string> => {
+    const names = new Set<string>();
+    for (const c of clusterConfigs.values()) for (const r of clusterSecretRefs(c.compiled)) names.add(r.name);
+    for (const l of listeners.values()) for (const r of listenerSecretRefs(l.compiled)) names.add(r.name);
+    return names;
+  };
+  let waitingForSecretsLogged = false;
   const checkReady = () => {
     if (state !== 'PRE_INITIALIZING' || !ldsReceived || !cdsReceived) return;
+    // Unlike RDS/EDS, no timeout makes the proxy ready without the certificates its config needs
+    // (Istio's SDS initial_fetch_timeout is 0s: wait).
+    const missing = [...neededSecrets()].filter((n) => !secrets?.has(n));
+    if (missing.length) {
+      if (!waitingForSecretsLogged) logger.info('waiting_for_secrets', { secrets: missing, identity: agent?.status().identity });
+      waitingForSecretsLogged = true;
+      return;
+    }
     const routesMissing = [...listeners.values()].some((l) => l.compiled.routeConfigNames.some((n) => !routes.has(n)));
     if ((routesMissing || !clusters.allWarmed()) && initialTimer) return;
     if (initialTimer) clearTimeout(initialTimer);
@@ -196,8 +279,26 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return next;
   }
 
+  /** Config naming SDS secrets that nothing here serves is refused, naming the field. */
+  const withSecretsCheck =
+    <T>(compile: (raw: Json, version: string) => Validation<T>, refsOf: (compiled: T) => SdsSecretRef[], kind: string) =>
+    (raw: Json, version: string): Validation<T> => {
+      const result = compile(raw, version);
+      if (!result.valid) return result;
+      const errors = refsOf(result.result)
+        .filter((r) => !secrets?.serves(r.name))
+        .map(
+          (r) =>
+            `${kind} "${raw.name ?? ''}": ${r.path}: SDS secret "${r.name}" comes from the proxy's identity agent, which is disabled (hint: give weft proxy a CA address instead of --ca-address none)`,
+        );
+      return errors.length ? { valid: false, errors } : result;
+    };
+  const compileClusterChecked = withSecretsCheck(compileCluster, clusterSecretRefs, 'Cluster');
+  const compileListenerChecked = withSecretsCheck(compileListener, listenerSecretRefs, 'Listener');
+
   const xds: XdsClient = new XdsClient({
     address: options.xdsAddress,
+    security: options.xdsMutualTls ? xdsChannelSecurity(options.xdsAddress, options.xdsMutualTls, secrets!, logger) : undefined,
     node: options.node,
     logger,
     backoff: options.xdsBackoff,
@@ -207,7 +308,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     handlers: {
       [TypeUrl.Cluster]: (version, resources) => {
         const errors: string[] = [];
-        const next = compileAll(resources, version, compileCluster, clusterConfigs, 'Cluster', errors);
+        const next = compileAll(resources, version, compileClusterChecked, clusterConfigs, 'Cluster', errors);
         clusters.applyClusters(new Map([...next].map(([k, v]) => [k, v.compiled])));
         clusterConfigs.clear();
         for (const [k, v] of next) clusterConfigs.set(k, v);
@@ -242,7 +343,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       },
       [TypeUrl.Listener]: async (version, resources) => {
         const errors: string[] = [];
-        const next = compileAll(resources, version, compileListener, listeners, 'Listener', errors);
+        const next = compileAll(resources, version, compileListenerChecked, listeners, 'Listener', errors);
         const { errors: bindErrors, applied } = await listenerManager.apply(new Map([...next].map(([k, v]) => [k, v.compiled])));
         errors.push(...bindErrors);
         const previous = new Map(listeners);
@@ -323,6 +424,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           last_updated: e.lastUpdated,
         })),
       },
+      secretsConfigDump(secrets),
     ],
     xds_status: xds.status(),
   });
@@ -332,7 +434,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     stats,
     clusters,
     listeners: () => listenerManager.bound(),
-    serverInfo: () => ({ version: 'weft/0.1.0', state, node: options.node, uptime_seconds: Math.round(process.uptime()), xds: xds.status() }),
+    serverInfo: () => ({ version: 'weft/0.1.0', state, node: options.node, uptime_seconds: Math.round(process.uptime()), xds: xds.status(), identity: agent?.status() }),
+    certs: () => certsView(secrets),
+    extraStats: () => tlsStatLines(listenerManager),
     quit: () => void close(5_000),
     drainListeners: () => listenerManager.drain(),
   };
@@ -355,6 +459,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (initialTimer) clearTimeout(initialTimer);
       rejectReady(new Error('proxy closed before it was ready'));
       xds.close();
+      agent?.close();
       // Past the grace period the listeners cut their connections; each stream then aborts its
       // upstream request itself.
       await listenerManager.close(graceMs);
@@ -370,6 +475,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return closing;
   }
 
+  secrets?.on('update', () => checkReady());
+  agent?.start();
   xds.start();
   return {
     ready,
@@ -381,6 +488,63 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     listeners: () => listenerManager.bound(),
     configDump,
     xdsStatus: () => xds.status(),
+    secrets,
+    identityStatus: () => agent?.status(),
     close,
+  };
+}
+
+function clusterSecretRefs(c: CompiledCluster): SdsSecretRef[] {
+  return [...secretRefsOf(c.tls), ...(c.transportSocketMatches ?? []).flatMap((m) => secretRefsOf(m.tls))];
+}
+
+function listenerSecretRefs(l: CompiledListener): SdsSecretRef[] {
+  return [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])].flatMap((c) => secretRefsOf(c.tls));
+}
+
+/** Envoy's listener.<name>.ssl.* counters for /stats. */
+function tlsStatLines(listenerManager: ListenerManager): string[] {
+  const lines: string[] = [];
+  for (const { name, stats } of listenerManager.tlsStats()) {
+    const p = `listener.${name}.ssl`;
+    lines.push(`${p}.handshake: ${stats.handshakes}`, `${p}.connection_error: ${stats.connectionErrors}`, `${p}.fail_verify_no_cert: ${stats.noCertificate}`);
+    lines.push(`${p}.fail_verify_error: ${stats.verifyErrors}`, `${p}.secret_not_ready: ${stats.secretNotReady}`);
+  }
+  return lines;
+}
+
+/**
+ * ADS over mutual TLS: the mesh root verifies the control plane, the workload certificate (the
+ * store's current `default`) authenticates the proxy, and the bootstrap token goes along as
+ * Istio's agent sends it. The key follows the certificate version, so a rotation makes the next
+ * stream use the new certificate.
+ */
+function xdsChannelSecurity(address: string, m: XdsMutualTls, secrets: SecretStore, logger: Logger) {
+  return {
+    credentials: () => {
+      const cert = secrets.certificate('default');
+      if (!cert) return undefined;
+      let root: Buffer;
+      try {
+        root = fs.readFileSync(m.rootCertPath);
+      } catch (err) {
+        logger.warn('xds_root_unreadable', { path: m.rootCertPath, error: (err as Error).message });
+        return undefined;
+      }
+      return {
+        key: `${cert.version}:${root.length}`,
+        credentials: grpc.credentials.createSsl(root, Buffer.from(cert.privateKeyPem), Buffer.from(cert.certChainPem)),
+        channelOptions: caChannelOptions(address, m.serverName),
+      };
+    },
+    metadata: () => {
+      const metadata = new grpc.Metadata();
+      try {
+        metadata.set(AUTHORIZATION_METADATA, `Bearer ${fs.readFileSync(m.tokenPath, 'utf8').trim()}`);
+      } catch {
+        // The client certificate is enough for the control plane; the token is a second credential.
+      }
+      return metadata;
+    },
   };
 }

@@ -24,6 +24,27 @@ export interface HttpStats {
   fault_delays_injected: number;
   fault_aborts_injected: number;
   cors_preflight: number;
+  /** Envoy: path_with_escaped_slashes_action REJECT_REQUEST (or a gRPC redirect) answered 400. */
+  downstream_rq_failed_path_normalization: number;
+  /** Envoy: UNESCAPE_AND_REDIRECT answered 307. */
+  downstream_rq_redirected_with_normalized_path: number;
+}
+
+/** A counter a filter names itself (rbac, jwt_authn): Envoy's /stats name and its Prometheus form. */
+export interface NamedCounter {
+  value: number;
+}
+
+interface NamedCounterEntry extends NamedCounter {
+  readonly promName: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Where a filter's counters live: `text` + key in /stats, `prom` + key in Prometheus. */
+export interface CounterScope {
+  text: string;
+  prom: string;
+  labels: Readonly<Record<string, string>>;
 }
 
 export interface TcpStats {
@@ -59,6 +80,8 @@ function newHttpStats(): HttpStats {
     fault_delays_injected: 0,
     fault_aborts_injected: 0,
     cors_preflight: 0,
+    downstream_rq_failed_path_normalization: 0,
+    downstream_rq_redirected_with_normalized_path: 0,
   };
 }
 
@@ -84,6 +107,9 @@ export interface XdsStats {
 export class ProxyStats {
   private readonly httpByPrefix = new Map<string, HttpStats>();
   private readonly tcpByPrefix = new Map<string, TcpStats>();
+  private readonly named = new Map<string, NamedCounterEntry>();
+  /** Per filter config (weakly) and scope: its counters, resolved once, so requests only increment. */
+  private readonly scoped = new WeakMap<object, Map<string, Record<string, NamedCounter>>>();
   /** Requests per response flag. */
   readonly responseFlags = new Map<string, number>();
   /** Per xDS type (CDS, EDS, LDS, RDS). */
@@ -117,6 +143,40 @@ export class ProxyStats {
     return s;
   }
 
+  /** The counter named `name` (created at 0). */
+  counter(name: string, promName: string, labels: Readonly<Record<string, string>> = {}): NamedCounter {
+    let c = this.named.get(name);
+    if (!c) {
+      c = { value: 0, promName, labels };
+      this.named.set(name, c);
+    }
+    return c;
+  }
+
+  /**
+   * The counters of one filter config in one scope (e.g. the RBAC filter of the HCM `key`), built
+   * by `build` the first time and cached per config object, so a request only increments them.
+   */
+  scopedCounters<K extends string>(
+    owner: object,
+    key: string,
+    build: () => { scope: CounterScope; names: Record<K, string> },
+  ): Record<K, NamedCounter> {
+    let byKey = this.scoped.get(owner);
+    if (!byKey) {
+      byKey = new Map();
+      this.scoped.set(owner, byKey);
+    }
+    let counters = byKey.get(key) as Record<K, NamedCounter> | undefined;
+    if (!counters) {
+      const { scope, names } = build();
+      counters = {} as Record<K, NamedCounter>;
+      for (const k of Object.keys(names) as K[]) counters[k] = this.counter(scope.text + names[k], scope.prom + names[k], scope.labels);
+      byKey.set(key, counters);
+    }
+    return counters;
+  }
+
   flag(flag: string): void {
     this.responseFlags.set(flag, (this.responseFlags.get(flag) ?? 0) + 1);
   }
@@ -134,6 +194,7 @@ export class ProxyStats {
     }
     for (const [prefix, s] of this.httpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`http.${prefix}.${k}: ${v}`);
     for (const [prefix, s] of this.tcpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`tcp.${prefix}.${k}: ${v}`);
+    for (const [name, c] of this.named) lines.push(`${name}: ${c.value}`);
     for (const [flag, v] of this.responseFlags) lines.push(`weft.response_flags.${flag}: ${v}`);
     // Envoy's names for the subscription stats: cluster_manager.cds.*, listener_manager.lds.*.
     const XDS_PREFIX: Record<string, string> = { CDS: 'cluster_manager.cds', LDS: 'listener_manager.lds', EDS: 'weft.eds', RDS: 'weft.rds' };
@@ -169,11 +230,15 @@ export class ProxyStats {
     for (const [prefix, s] of this.tcpByPrefix) {
       for (const [k, v] of Object.entries(s)) add(`envoy_tcp_${k}`, { envoy_tcp_prefix: prefix }, v);
     }
+    for (const c of this.named.values()) add(c.promName, c.labels, c.value);
     for (const [flag, v] of this.responseFlags) add('weft_response_flags_total', { flag }, v);
     add('envoy_control_plane_connected_state', {}, this.controlPlaneConnected ? 1 : 0);
     const out: string[] = [];
+    const namedProm = new Set([...this.named.values()].map((c) => c.promName));
     for (const [name, lines] of series) {
-      const counter = /_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$/.test(name);
+      const counter =
+        namedProm.has(name) ||
+        /_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$/.test(name);
       out.push(`# TYPE ${name} ${counter ? 'counter' : 'gauge'}`, ...lines);
     }
     return out.join('\n') + '\n';

@@ -3,7 +3,9 @@
 // response is handed to the resource handler of its type, which validates and applies it; the
 // client ACKs a clean response and NACKs one with errors (all of them, in error_detail), keeping
 // the version it had. On stream loss it reconnects with exponential backoff and resubscribes;
-// the applied configuration keeps serving in the meantime.
+// the applied configuration keeps serving in the meantime. Over the control plane's secure port the
+// channel is mutual TLS with the workload certificate plus the bootstrap token; a rotated
+// certificate is used from the next stream on (the channel is rebuilt when its credentials change).
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Logger } from '../log/logger';
@@ -24,9 +26,22 @@ export interface ReceivedResource {
 /** Validates and applies one response's resources; returns every error found (empty: ACK). */
 export type ResourceHandler = (version: string, resources: ReceivedResource[]) => Promise<string[]> | string[];
 
+/** How the ADS channel authenticates; absent: plaintext. */
+export interface XdsChannelSecurity {
+  /**
+   * Credentials for the next stream, with a key that changes when they do; undefined while they
+   * are not available yet (no workload certificate): the client waits and tries again.
+   */
+  credentials(): { key: string; credentials: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions } | undefined;
+  /** Call metadata for each stream (the bootstrap token). */
+  metadata(): grpc.Metadata;
+}
+
 export interface XdsClientOptions {
-  /** host:port of the control plane's ADS (plaintext gRPC). */
+  /** host:port of the control plane's ADS. */
   address: string;
+  /** TLS and credentials for the channel; absent: plaintext gRPC. */
+  security?: XdsChannelSecurity;
   node: XdsNode;
   logger: Logger;
   handlers: Partial<Record<TypeUrl, ResourceHandler>>;
@@ -89,8 +104,13 @@ function toValue(v: unknown): Json {
 /** Types subscribed by name (not wildcard) in Envoy's ADS. */
 const NAMED_TYPES: ReadonlySet<string> = new Set([TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration]);
 
+type AdsGrpcClient = grpc.Client & { StreamAggregatedResources(metadata?: grpc.Metadata): AdsStream };
+
 export class XdsClient {
-  private readonly client: grpc.Client & { StreamAggregatedResources(): AdsStream };
+  private client: AdsGrpcClient | null = null;
+  /** Key of the credentials `client` was made with. */
+  private clientKey: string | undefined;
+  private waitingLogged = false;
   private stream: AdsStream | null = null;
   private readonly states = new Map<string, TypeState>();
   private closed = false;
@@ -103,14 +123,6 @@ export class XdsClient {
 
   constructor(private readonly options: XdsClientOptions) {
     this.log = options.logger.child({ component: 'xds-client' });
-    const Ctor = adsClientCtor();
-    this.client = new Ctor(options.address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': options.backoff?.maxMs ?? 10_000,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    }) as unknown as grpc.Client & { StreamAggregatedResources(): AdsStream };
     this.backoffMs = options.backoff?.initialMs ?? 250;
     for (const type of [TypeUrl.Cluster, TypeUrl.Listener]) {
       this.states.set(type, { names: undefined, version: '', nonce: '', requested: false, received: false });
@@ -153,9 +165,51 @@ export class XdsClient {
     if (this.stream) this.send(typeUrl, state, undefined);
   }
 
+  /** The gRPC client for the next stream: rebuilt when the channel credentials changed. */
+  private channel(): AdsGrpcClient | undefined {
+    const security = this.options.security;
+    let credentials = grpc.credentials.createInsecure();
+    let key = 'insecure';
+    let extra: grpc.ChannelOptions = {};
+    if (security) {
+      const current = security.credentials();
+      if (!current) return undefined;
+      ({ credentials, key } = current);
+      extra = current.channelOptions ?? {};
+    }
+    if (this.client && this.clientKey === key) return this.client;
+    this.client?.close();
+    const Ctor = adsClientCtor();
+    this.client = new Ctor(this.options.address, credentials, {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': this.options.backoff?.maxMs ?? 10_000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...extra,
+    }) as unknown as AdsGrpcClient;
+    this.clientKey = key;
+    return this.client;
+  }
+
   private connect(): void {
     if (this.closed) return;
-    const stream = this.client.StreamAggregatedResources();
+    const client = this.channel();
+    if (!client) {
+      // mutual TLS needs the workload certificate first; the identity agent is getting it.
+      if (!this.waitingLogged) this.log.info('xds_waiting_for_certificate', { address: this.options.address });
+      this.waitingLogged = true;
+      this.scheduleReconnect();
+      return;
+    }
+    let stream: AdsStream;
+    try {
+      stream = client.StreamAggregatedResources(this.options.security?.metadata());
+    } catch (err) {
+      this.log.warn('xds_stream_failed', { error: (err as Error).message, retry_in_ms: this.backoffMs });
+      this.scheduleReconnect();
+      return;
+    }
     this.stream = stream;
     // A new stream starts fresh: nonces of the old one mean nothing to the server; the versions
     // we hold tell it what we already have.
@@ -191,7 +245,10 @@ export class XdsClient {
   private markConnected(up: boolean): void {
     if (this.connected === up) return;
     this.connected = up;
-    if (up) this.log.info('xds_connected', { address: this.options.address });
+    if (up) {
+      this.waitingLogged = false;
+      this.log.info('xds_connected', { address: this.options.address, tls: !!this.options.security });
+    }
     this.options.onConnectionChange?.(up);
   }
 
@@ -291,6 +348,6 @@ export class XdsClient {
     this.stream = null;
     this.markConnected(false);
     stream?.cancel();
-    this.client.close();
+    this.client?.close();
   }
 }

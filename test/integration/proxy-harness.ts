@@ -8,6 +8,8 @@ import type { ConfigResource } from '../../src/config/resources';
 import { createLogger } from '../../src/log/logger';
 import type { RequestRecord } from '../../src/proxy/access-log';
 import { startProxy, type ProxyOptions, type RunningProxy } from '../../src/proxy/proxy';
+import { SecretStore } from '../../src/proxy/identity/secret-store';
+import { createTestCa, type TestCa } from '../support/test-ca';
 import { startAdsHarness, type AdsHarness } from '../support/ads-harness';
 import { kubeService, SnapshotSequence, workloadEntry } from '../support/mesh-resources';
 import { waitFor } from '../support/wait-for';
@@ -79,7 +81,11 @@ export async function startTestProxy(
   const address = o.address ?? '127.0.0.1';
   const namespace = o.namespace ?? 'default';
   const records: RequestRecord[] = [];
+  // Every sidecar has an identity (the translator's config names SDS default/ROOTCA): a
+  // certificate for spiffe://cluster.local/ns/<ns>/sa/<name> from one test CA per process.
+  const secrets = o.options?.secrets ?? (o.options?.identity ? undefined : await testIdentity(namespace, o.name));
   const proxy = await startProxy({
+    secrets,
     xdsAddress: mesh.ads.address,
     node: {
       id: sidecarNodeId(o.name, address, namespace),
@@ -108,6 +114,17 @@ export async function startTestProxy(
       await proxy.close(500);
     },
   };
+}
+
+let testCa: Promise<TestCa> | undefined;
+
+async function testIdentity(namespace: string, serviceAccount: string): Promise<SecretStore> {
+  const ca = await (testCa ??= createTestCa('weft-test-mesh'));
+  const cert = await ca.issueWorkload(serviceAccount, namespace);
+  const store = new SecretStore();
+  store.setTrustedCa('ROOTCA', ca.rootPem);
+  store.setCertificate('default', cert.certPem, cert.keyPem);
+  return store;
 }
 
 export async function sendThrough(client: Pool, host: string, path: string, init: RequestInit = {}): Promise<TestResponse> {

@@ -1,8 +1,8 @@
 // Cluster (CDS) -> CompiledCluster: discovery type, load balancer, circuit breaker thresholds,
-// upstream protocol, outlier detection.
+// upstream protocol, outlier detection, transport sockets (TLS origination, per-endpoint matches).
 import { compileLoadAssignmentInto } from './endpoints';
 import type { CircuitBreakerThresholds, CompiledCluster, LbPolicy, OutlierDetectionSettings } from './model';
-import { compileUpstreamTls, UPSTREAM_TLS_CONTEXT, type UpstreamTlsSettings } from './upstream-tls';
+import { compileUpstreamTls, UPSTREAM_TLS_CONTEXT, type TransportSocketMatch, type UpstreamTlsSettings } from './upstream-tls';
 import { anyIsDecoded, anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -201,12 +201,6 @@ function compileLbPolicy(raw: Json, problems: Problems): Pick<CompiledCluster, '
   return out;
 }
 
-function checkTransportSocket(ts: Json | undefined, problems: Problems, path: string): void {
-  if (!ts) return;
-  const type = anyTypeName(ts.typed_config);
-  if (type && type !== RAW_BUFFER) problems.add(path, `transport socket "${ts.name ?? type}" is not supported by the Weft proxy yet`);
-}
-
 /** The cluster's transport socket: plaintext (raw_buffer) or TLS origination. */
 function compileTransportSocket(ts: Json | undefined, problems: Problems, path: string): UpstreamTlsSettings | undefined {
   if (!ts) return undefined;
@@ -216,6 +210,21 @@ function compileTransportSocket(ts: Json | undefined, problems: Problems, path: 
   if (type === UPSTREAM_TLS_CONTEXT && anyIsDecoded(ts.typed_config)) return compileUpstreamTls(ts.typed_config, problems, join(path, 'typed_config'));
   problems.add(path, `transport socket "${ts.name ?? type}" is not supported by the Weft proxy yet`);
   return undefined;
+}
+
+/** Per-endpoint transport sockets (Istio's auto mTLS: `tlsMode-istio` / `tlsMode-disabled`). */
+function compileTransportSocketMatches(list: Json[] | undefined, problems: Problems): TransportSocketMatch[] | undefined {
+  if (!list?.length) return undefined;
+  return list.map((m, i) => {
+    const p = join('transport_socket_matches', i);
+    problems.fields(m, p, ['name', 'match', 'transport_socket']);
+    if (!m.transport_socket) problems.add(join(p, 'transport_socket'), 'a transport socket match needs a transport_socket');
+    return Object.freeze({
+      name: String(m.name ?? ''),
+      match: Object.freeze({ ...((m.match ?? {}) as Record<string, unknown>) }),
+      tls: compileTransportSocket(m.transport_socket, problems, join(p, 'transport_socket')),
+    });
+  });
 }
 
 /** Validates and compiles one Cluster. */
@@ -290,10 +299,7 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
     edsServiceName = eds.service_name || name;
   }
   const tls = compileTransportSocket(raw.transport_socket, problems, 'transport_socket');
-  // Per-endpoint transport sockets (Istio's auto mTLS) need endpoint metadata matching: not yet.
-  ((raw.transport_socket_matches ?? []) as Json[]).forEach((m, i) =>
-    checkTransportSocket(m.transport_socket, problems, join(join('transport_socket_matches', i), 'transport_socket')),
-  );
+  const transportSocketMatches = compileTransportSocketMatches(raw.transport_socket_matches, problems);
   let healthyPanicThreshold = 50;
   if (raw.common_lb_config) {
     problems.fields(raw.common_lb_config, 'common_lb_config', ['healthy_panic_threshold'], [
@@ -345,6 +351,7 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       originalDstHeader,
       outlierDetection: compileOutlierDetection(raw.outlier_detection, problems, 'outlier_detection'),
       tls,
+      transportSocketMatches,
       raw,
     }),
   );

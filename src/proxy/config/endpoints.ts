@@ -1,6 +1,24 @@
 // ClusterLoadAssignment (EDS, or a cluster's inline load_assignment) -> CompiledLoadAssignment.
 import type { CompiledEndpoint, CompiledLoadAssignment, HealthStatus } from './model';
+import type { TransportSocketMetadata } from './upstream-tls';
 import { join, Problems, wrapped, type Json, type Validation } from './validation';
+
+/** The metadata namespace transport_socket_matches are matched against (Envoy's name). */
+export const TRANSPORT_SOCKET_MATCH_METADATA = 'envoy.transport_socket_match';
+
+/** `metadata.filter_metadata['envoy.transport_socket_match']` of an endpoint or locality. */
+function transportSocketMatchMetadata(metadata: Json | undefined, problems: Problems, path: string): Readonly<Record<string, unknown>> | undefined {
+  if (!metadata) return undefined;
+  // Other namespaces (istio workload names, lb subsets) are for filters the proxy does not run.
+  problems.fields(metadata, path, ['filter_metadata'], ['typed_filter_metadata']);
+  const value = (metadata.filter_metadata as Json | undefined)?.[TRANSPORT_SOCKET_MATCH_METADATA];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.add(join(join(path, 'filter_metadata'), TRANSPORT_SOCKET_MATCH_METADATA), 'must be a struct');
+    return undefined;
+  }
+  return Object.freeze({ ...(value as Record<string, unknown>) });
+}
 
 const HEALTH: ReadonlySet<string> = new Set(['HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED', 'UNKNOWN']);
 
@@ -37,13 +55,15 @@ export function compileLoadAssignmentInto(
   const endpoints: CompiledEndpoint[] = [];
   ((raw.endpoints ?? []) as Json[]).forEach((group, gi) => {
     const gp = join(join(path, 'endpoints'), gi);
-    problems.fields(group, gp, ['locality', 'lb_endpoints', 'priority'], ['load_balancing_weight', 'proximity', 'metadata']);
+    problems.fields(group, gp, ['locality', 'lb_endpoints', 'priority', 'metadata'], ['load_balancing_weight', 'proximity']);
+    const localityMatch = transportSocketMatchMetadata(group.metadata, problems, join(gp, 'metadata'));
     const loc = group.locality as Json | undefined;
     const locality = loc ? [loc.region, loc.zone, loc.sub_zone].filter(Boolean).join('/') : undefined;
     const priority = Number(group.priority ?? 0);
     ((group.lb_endpoints ?? []) as Json[]).forEach((e, ei) => {
       const ep = join(join(gp, 'lb_endpoints'), ei);
-      problems.fields(e, ep, ['endpoint', 'health_status', 'load_balancing_weight'], ['metadata']);
+      problems.fields(e, ep, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
+      const endpointMatch = transportSocketMatchMetadata(e.metadata, problems, join(ep, 'metadata'));
       const endpoint = (e.endpoint ?? {}) as Json;
       problems.fields(endpoint, join(ep, 'endpoint'), ['address', 'hostname'], ['health_check_config', 'additional_addresses']);
       const addr = socketAddress(endpoint.address, problems, join(ep, 'endpoint.address'));
@@ -60,6 +80,7 @@ export function compileLoadAssignmentInto(
         hostname: endpoint.hostname || undefined,
         locality,
         priority,
+        ...(endpointMatch || localityMatch ? { transportSocketMetadata: { endpoint: endpointMatch, locality: localityMatch } as TransportSocketMetadata } : {}),
       });
     });
   });

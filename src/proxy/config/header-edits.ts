@@ -66,6 +66,13 @@ export function compileHeaderValue(
       case 'START_TIME':
         pieces.push(() => new Date().toISOString());
         break;
+      // The verified client certificate of a TLS connection (empty for plaintext).
+      case 'DOWNSTREAM_PEER_URI_SAN':
+        pieces.push((req) => req.tls?.peerUriSans.join(',') ?? '');
+        break;
+      case 'DOWNSTREAM_TLS_VERSION':
+        pieces.push((req) => req.tls?.version ?? '');
+        break;
       default:
         problems.add(path, `header value formatter %${op}% is not supported by the Weft proxy`);
     }

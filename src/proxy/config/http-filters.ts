@@ -1,5 +1,8 @@
-// The HTTP filters the proxy implements (fault, cors, router), compiled from an HCM filter chain
-// and from per-route `typed_per_filter_config`. Any other filter is refused unless optional.
+// The HTTP filters the proxy implements (jwt_authn, rbac, fault, cors, router), compiled from an
+// HCM filter chain and from per-route `typed_per_filter_config`. Any other filter is refused
+// unless optional.
+import { compileJwtAuthn, JWT_AUTHN_TYPE } from './jwt-authn';
+import { compileHttpRbac, HTTP_RBAC_TYPE } from './rbac';
 import { compileHeaderMatcher, compileStringMatcher } from './string-matcher';
 import type { CorsSettings, FaultSettings, FilterOverrides, HttpFilterConfig } from './model';
 import {
@@ -117,6 +120,7 @@ export function compileFilterOverrides(map: Json | undefined, problems: Problems
       if (any.disabled === true) {
         const kind = filterKindByName(filterName);
         if (kind) overrides[kind] = null;
+        else if (!optional) problems.add(p, `disabling filter "${filterName}" per route is not supported by the Weft proxy`);
         continue;
       }
       any = any.config as Json;
@@ -168,6 +172,10 @@ export function compileHttpFilters(list: Json[] | undefined, problems: Problems,
       filters.push({ kind: 'fault', name, settings: hasBase ? compileFault(cfg, problems, join(p, 'typed_config')) : undefined });
     } else if (type === CORS_FILTER_TYPE) {
       filters.push({ kind: 'cors', name });
+    } else if (type === HTTP_RBAC_TYPE && anyIsDecoded(f.typed_config)) {
+      filters.push({ kind: 'rbac', name, settings: compileHttpRbac(f.typed_config as Json, problems, join(p, 'typed_config')) });
+    } else if (type === JWT_AUTHN_TYPE && anyIsDecoded(f.typed_config)) {
+      filters.push({ kind: 'jwt_authn', name, settings: compileJwtAuthn(f.typed_config as Json, problems, join(p, 'typed_config')) });
     } else if (f.is_optional === true) {
       // Envoy skips optional filters it does not know.
     } else {

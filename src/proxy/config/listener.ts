@@ -1,8 +1,10 @@
 // Listener (LDS) -> CompiledListener: filter chains with their match, the HTTP connection manager
 // (codec, RDS name or inline routes, HTTP filter chain) or tcp_proxy.
 import * as net from 'node:net';
+import { compileDownstreamTransportSocket } from './downstream-tls';
 import { socketAddress } from './endpoints';
 import { compileHttpFilters } from './http-filters';
+import { compileNetworkRbac, NETWORK_RBAC_TYPE, type NetworkRbacConfig } from './rbac';
 import type {
   AccessLogConfig,
   CidrRange,
@@ -176,6 +178,7 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
       'upgrade_configs',
       'normalize_path',
       'merge_slashes',
+      'path_with_escaped_slashes_action',
     ],
     [
       // Telemetry and hardening knobs with no effect on where or how a request is forwarded
@@ -192,7 +195,6 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
       'set_current_client_cert_details',
       'proxy_100_continue',
       'represent_ipv4_remote_address_as_ipv4_mapped_ipv6',
-      'path_with_escaped_slashes_action',
       'request_id_extension',
       'stream_error_on_invalid_http_message',
       'strip_trailing_host_dot',
@@ -281,8 +283,23 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
     websocket,
     normalizePath: wrapped<boolean>(h.normalize_path) === true,
     mergeSlashes: h.merge_slashes === true,
+    escapedSlashes: escapedSlashesAction(h.path_with_escaped_slashes_action, problems, join(path, 'path_with_escaped_slashes_action')),
     accessLogs: compileAccessLogs(h.access_log, problems, path),
   };
+}
+
+/** path_with_escaped_slashes_action; IMPLEMENTATION_SPECIFIC_DEFAULT is Envoy's KEEP_UNCHANGED. */
+function escapedSlashesAction(value: unknown, problems: Problems, path: string): HttpConnectionManagerConfig['escapedSlashes'] {
+  const actions: Record<string, HttpConnectionManagerConfig['escapedSlashes']> = {
+    IMPLEMENTATION_SPECIFIC_DEFAULT: 'keep',
+    KEEP_UNCHANGED: 'keep',
+    REJECT_REQUEST: 'reject',
+    UNESCAPE_AND_REDIRECT: 'redirect',
+    UNESCAPE_AND_FORWARD: 'forward',
+  };
+  const action = actions[String(value ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT')];
+  if (!action) problems.add(path, `unknown action "${value}"`);
+  return action ?? 'keep';
 }
 
 /** Stream timers the proxy does not run yet: only absent or 0 (disabled) is accepted. */
@@ -331,13 +348,11 @@ function compileTcpProxy(t: Json, problems: Problems, path: string): TcpProxyCon
 
 function compileFilterChain(fc: Json, problems: Problems, path: string, version: string): CompiledFilterChain | undefined {
   problems.fields(fc, path, ['filter_chain_match', 'filters', 'name', 'transport_socket'], ['metadata', 'transport_socket_connect_timeout']);
-  if (fc.transport_socket) {
-    const type = anyTypeName(fc.transport_socket.typed_config);
-    if (type && type !== RAW_BUFFER) problems.add(join(path, 'transport_socket'), `transport socket "${fc.transport_socket.name ?? type}" is not supported by the Weft proxy yet`);
-  }
+  const tls = compileDownstreamTransportSocket(fc.transport_socket, problems, join(path, 'transport_socket'));
   if (fc.use_proxy_proto) problems.add(join(path, 'use_proxy_proto'), 'PROXY protocol is not supported');
   const filters = (fc.filters ?? []) as Json[];
   let terminal: CompiledFilterChain['terminal'] | undefined;
+  const networkRbac: NetworkRbacConfig[] = [];
   filters.forEach((f, i) => {
     const p = join(join(path, 'filters'), i);
     problems.fields(f, p, ['name', 'typed_config']);
@@ -346,6 +361,8 @@ function compileFilterChain(fc: Json, problems: Problems, path: string, version:
     if (type === HCM_TYPE && anyIsDecoded(f.typed_config)) {
       terminal = compileHcm(f.typed_config, problems, join(p, 'typed_config'), version);
       if (!last) problems.add(p, 'http_connection_manager must be the last network filter');
+    } else if (type === NETWORK_RBAC_TYPE && anyIsDecoded(f.typed_config)) {
+      networkRbac.push(compileNetworkRbac(String(f.name ?? ''), f.typed_config, problems, join(p, 'typed_config')));
     } else if (type === TCP_PROXY_TYPE && anyIsDecoded(f.typed_config)) {
       terminal = compileTcpProxy(f.typed_config, problems, join(p, 'typed_config'));
       if (!last) problems.add(p, 'tcp_proxy must be the last network filter');
@@ -357,7 +374,14 @@ function compileFilterChain(fc: Json, problems: Problems, path: string, version:
     if (filters.length === 0) problems.add(join(path, 'filters'), 'a filter chain needs a terminal filter (http_connection_manager or tcp_proxy)');
     return undefined;
   }
-  return { name: String(fc.name ?? ''), match: compileMatch(fc.filter_chain_match, problems, join(path, 'filter_chain_match')), terminal };
+  if (networkRbac.length) {
+    // Evaluated by tcp_proxy when it accepts the connection; HTTP chains use the HTTP RBAC filter.
+    if (terminal.kind === 'tcp') terminal.rbac = networkRbac;
+    else problems.add(join(path, 'filters'), 'network RBAC ahead of http_connection_manager is not supported by the Weft proxy (use the HTTP RBAC filter)');
+  }
+  const chain: CompiledFilterChain = { name: String(fc.name ?? ''), match: compileMatch(fc.filter_chain_match, problems, join(path, 'filter_chain_match')), terminal };
+  if (tls) chain.tls = tls;
+  return chain;
 }
 
 /** Validates and compiles one Listener. */

@@ -1,7 +1,10 @@
 // The proxy's compiled configuration model: what validated xDS resources become. Everything here
 // is built once when config arrives and is immutable afterwards; the request path only reads it.
 import type { HeaderPredicate, QueryPredicate, StringPredicate } from './string-matcher';
-import type { UpstreamTlsSettings } from './upstream-tls';
+import type { JwtAuthnSettings } from './jwt-authn';
+import type { NetworkRbacConfig, RbacFilterSettings } from './rbac';
+import type { DownstreamTlsSettings } from './downstream-tls';
+import type { TransportSocketMatch, TransportSocketMetadata, UpstreamTlsSettings } from './upstream-tls';
 import type { Json } from './validation';
 
 // ---------------------------------------------------------------------------------------------
@@ -289,6 +292,8 @@ export interface FilterChainMatch {
 export type HttpFilterConfig =
   | { kind: 'fault'; name: string; settings?: FaultSettings }
   | { kind: 'cors'; name: string }
+  | { kind: 'rbac'; name: string; settings: RbacFilterSettings }
+  | { kind: 'jwt_authn'; name: string; settings: JwtAuthnSettings }
   | { kind: 'router'; name: string; suppressEnvoyHeaders: boolean };
 
 export interface HttpConnectionManagerConfig {
@@ -316,6 +321,8 @@ export interface HttpConnectionManagerConfig {
   /** RFC 3986 dot-segment removal / collapsing of repeated slashes, before routing. */
   normalizePath: boolean;
   mergeSlashes: boolean;
+  /** path_with_escaped_slashes_action (%2F, %5C); absent: KEEP_UNCHANGED. */
+  escapedSlashes?: 'keep' | 'reject' | 'redirect' | 'forward';
   accessLogs: readonly AccessLogConfig[];
 }
 
@@ -334,12 +341,16 @@ export interface TcpProxyConfig {
   idleTimeoutMs: number;
   maxConnectAttempts: number;
   accessLogs: readonly AccessLogConfig[];
+  /** Network RBAC filters ahead of tcp_proxy, evaluated in order when a connection is accepted. */
+  rbac?: readonly NetworkRbacConfig[];
 }
 
 export interface CompiledFilterChain {
   name: string;
   match: FilterChainMatch;
   terminal: HttpConnectionManagerConfig | TcpProxyConfig;
+  /** DownstreamTlsContext: the chain terminates TLS; undefined: plaintext. */
+  tls?: DownstreamTlsSettings;
 }
 
 export interface CompiledListener {
@@ -398,6 +409,8 @@ export interface CompiledCluster {
   outlierDetection?: OutlierDetectionSettings;
   /** TLS origination (transport_socket UpstreamTlsContext); undefined: plaintext. */
   tls?: UpstreamTlsSettings;
+  /** transport_socket_matches: chosen per endpoint from its metadata, before `tls`. */
+  transportSocketMatches?: readonly TransportSocketMatch[];
   raw: Json;
 }
 
@@ -426,6 +439,8 @@ export interface CompiledEndpoint {
   hostname?: string;
   locality?: string;
   priority: number;
+  /** `envoy.transport_socket_match` metadata of the endpoint and of its locality. */
+  transportSocketMetadata?: TransportSocketMetadata;
 }
 
 export interface CompiledLoadAssignment {

@@ -358,7 +358,7 @@ function compileDirect(d: Json, problems: Problems, path: string): DirectRespons
   return { kind: 'direct', status, body };
 }
 
-function compilePathMatch(m: Json, problems: Problems, path: string): PathMatch {
+export function compilePathMatch(m: Json, problems: Problems, path: string): PathMatch {
   const caseSensitive = wrapped<boolean>(m.case_sensitive) !== false;
   const fold = (s: string) => (caseSensitive ? s : s.toLowerCase());
   if (typeof m.prefix === 'string') return { kind: m.prefix === '' ? 'any' : 'prefix', value: fold(m.prefix), caseSensitive };

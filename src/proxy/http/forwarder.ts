@@ -480,9 +480,17 @@ export class Forwarder {
     if (retriable && policy!.numRetries > 0) s.flags.push('URX');
     this.clearTimers();
     switch (failure.kind) {
-      case 'connect-failure':
-        s.localReply(503, { flag: 'UF', details: 'upstream_reset_before_response_started{connection_failure}', body: upstreamResetBody('connection failure') });
+      case 'connect-failure': {
+        // A failed TLS handshake (bad SAN, unknown CA, missing SDS secret) is named as Envoy's
+        // "transport failure reason", in the body and in the details (no spaces there).
+        const tls = failure.detail.startsWith('TLS error: ') ? failure.detail.slice('TLS error: '.length) : undefined;
+        s.localReply(503, {
+          flag: 'UF',
+          details: tls ? `upstream_reset_before_response_started{connection_failure|TLS_error:_${tls.replace(/\s+/g, '_')}}` : 'upstream_reset_before_response_started{connection_failure}',
+          body: upstreamResetBody(tls ? `connection failure, transport failure reason: TLS_error: ${tls}` : 'connection failure'),
+        });
         break;
+      }
       case 'refused-stream':
         s.localReply(503, { flag: 'UR', details: 'upstream_reset_before_response_started{remote_refused_stream_reset}', body: upstreamResetBody('remote refused stream reset') });
         break;

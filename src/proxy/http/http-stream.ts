@@ -1,8 +1,9 @@
 // One HTTP request through the HTTP connection manager: authority and path (including
-// forward-proxy absolute URIs), x-request-id, route selection, the HTTP filter chain (fault,
-// cors, router) and the route action (forward, redirect, direct response); then stats and the
-// access log record. Forwarding itself is in forwarder.ts.
+// forward-proxy absolute URIs, path normalization), x-request-id, route selection, the HTTP
+// filter chain (jwt_authn, rbac, fault, cors, router) and the route action (forward, redirect,
+// direct response); then stats and the access log record. Forwarding itself is in forwarder.ts.
 import { randomUUID } from 'node:crypto';
+import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type {
   CompiledRoute,
@@ -19,6 +20,8 @@ import type {
   WeightedClusterChoice,
 } from '../config/model';
 import { findVirtualHost } from '../config/route-config';
+import type { AuthzSubject } from '../config/rbac';
+import type { JwksCache } from '../authn/jwks-cache';
 import type { AccessLogWriters, RequestRecord } from '../access-log';
 import { formatAccessLog, formatJsonAccessLog } from '../access-log';
 import type { Logger } from '../../log/logger';
@@ -27,6 +30,8 @@ import type { ClusterManager } from '../upstream/cluster-manager';
 import type { Exchange } from './exchange';
 import { Forwarder, rewritePrefix } from './forwarder';
 import { applyResponseEdits, setHeader } from './header-mutation';
+import { applyJwtAuthn } from './jwt-authn-filter';
+import { applyRbac } from './rbac-filter';
 import { GrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
 import { parseQuery, selectRoute } from './route-matching';
 
@@ -45,6 +50,8 @@ export interface HttpRuntime {
   logger: Logger;
   /** Faults in progress (for max_active_faults). */
   activeFaults: { count: number };
+  /** Remote JWKS of jwt_authn providers, shared by every config generation (created on first use). */
+  jwks?: JwksCache;
 }
 
 export class HttpStream implements RequestView {
@@ -59,6 +66,13 @@ export class HttpStream implements RequestView {
   readonly destinationPort: number;
   private pathOnlyCache: string | undefined;
   private queryCache: Map<string, string> | undefined;
+  /** What path normalization asks for (path_with_escaped_slashes_action). */
+  private readonly pathAction: PathAction;
+  /** Dynamic metadata per filter namespace (Envoy's StreamInfo dynamic metadata); null until written. */
+  dynamicMetadata: Map<string, Record<string, unknown>> | null = null;
+  /** The request as RBAC matchers see it, built by the first RBAC filter. */
+  authzSubject?: AuthzSubject;
+  private clientAddressCache: string | undefined;
 
   readonly startTime = Date.now();
   private readonly startHr = performance.now();
@@ -112,8 +126,52 @@ export class HttpStream implements RequestView {
     }
     this.authority = authority.toLowerCase();
     this.originalPath = path;
-    if ((hcm.normalizePath || hcm.mergeSlashes) && path.charCodeAt(0) === 47) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
+    const sanitized = sanitizePath(path, hcm);
+    this.pathAction = sanitized.action;
+    this.path = sanitized.path;
+  }
+
+  /** Replaces :path (a filter removed a query parameter); matchers see the new one. */
+  setPath(path: string): void {
     this.path = path;
+    this.pathOnlyCache = undefined;
+    this.queryCache = undefined;
+  }
+
+  // ---- dynamic metadata ----
+  metadata(filter: string): Record<string, unknown> | undefined {
+    return this.dynamicMetadata?.get(filter);
+  }
+
+  /** Merges `fields` into the namespace `filter` (Envoy's setDynamicMetadata merges too). */
+  setMetadata(filter: string, fields: Record<string, unknown>): void {
+    const all = this.dynamicMetadata ?? (this.dynamicMetadata = new Map());
+    const existing = all.get(filter);
+    if (existing) Object.assign(existing, fields);
+    else all.set(filter, { ...fields });
+  }
+
+  /**
+   * The trusted client address (Envoy's remote address, what RBAC remote_ip matches): with
+   * use_remote_address the peer, or the xff_num_trusted_hops-th x-forwarded-for entry from the
+   * right; without it the last entry after skipping xff_num_trusted_hops; the peer when
+   * x-forwarded-for has no such (valid) entry.
+   */
+  clientAddress(): string {
+    if (this.clientAddressCache !== undefined) return this.clientAddressCache;
+    const hops = this.hcm.xffNumTrustedHops;
+    let address = this.remoteAddress;
+    if (!this.hcm.useRemoteAddress || hops > 0) {
+      const raw = this.headers['x-forwarded-for'];
+      if (raw !== undefined) {
+        const list = (Array.isArray(raw) ? raw.join(',') : raw).split(',');
+        const index = list.length - (this.hcm.useRemoteAddress ? hops : hops + 1);
+        const entry = index >= 0 ? list[index].trim() : '';
+        if (entry && net.isIP(entry)) address = entry;
+      }
+    }
+    this.clientAddressCache = address;
+    return address;
   }
 
   // ---- RequestView ----
@@ -163,17 +221,38 @@ export class HttpStream implements RequestView {
       const id = this.headers['x-request-id'];
       if (id === undefined || id === '') this.headers['x-request-id'] = randomUUID();
     }
+    if (this.pathAction !== 'continue') {
+      // Envoy: escaped slashes rejected (or a redirect a gRPC client cannot follow) is a 400; a
+      // redirect sends the client to the unescaped, normalized path.
+      if (this.pathAction === 'reject' || this.grpc) {
+        s.downstream_rq_failed_path_normalization++;
+        this.localReply(400, { details: 'path_normalization_failed' });
+      } else {
+        s.downstream_rq_redirected_with_normalized_path++;
+        this.localReply(307, { details: 'path_normalization_failed', headers: ['location', this.path] });
+      }
+      return;
+    }
+    this.matchRoute();
+    // The filters run with or without a route (Envoy: the router answers 404 NR), so an
+    // authorization filter is never skipped because no route matched.
+    this.runFilters(0);
+  }
+
+  /**
+   * Virtual host, route and cluster for the request as it is now. Run again when a filter
+   * changed what routing sees (jwt_authn clear_route_cache): Envoy's clearRouteCache().
+   */
+  matchRoute(): void {
     const rc = this.hcm.inlineRouteConfig ?? (this.hcm.routeConfigName ? this.runtime.routeConfig(this.hcm.routeConfigName) : undefined);
     this.rc = rc;
     const vh = rc ? findVirtualHost(rc, this.authority) : undefined;
     this.vh = vh;
     const route = vh ? selectRoute(vh, this, this.runtime.random) : undefined;
-    if (!route) {
-      s.no_route++;
-      this.localReply(404, { flag: 'NR', details: rc ? 'route_not_found' : 'route_configuration_not_found' });
-      return;
-    }
     this.route = route;
+    this.choice = undefined;
+    this.clusterName = undefined;
+    if (!route) return;
     const action = route.action;
     if (action.kind === 'forward') {
       if (action.weighted) {
@@ -190,10 +269,10 @@ export class HttpStream implements RequestView {
         this.clusterName = v ?? '';
       }
     }
-    this.runFilters(0);
   }
 
-  private runFilters(from: number): void {
+  /** Runs the HTTP filters from index `from`; a filter that stops (delay, async check) resumes here. */
+  runFilters(from: number): void {
     const filters = this.hcm.filters;
     for (let i = from; i < filters.length; i++) {
       if (this.done) return;
@@ -204,6 +283,12 @@ export class HttpStream implements RequestView {
           break;
         case 'cors':
           if (this.applyCors()) return;
+          break;
+        case 'jwt_authn':
+          if (applyJwtAuthn(this, f, i)) return;
+          break;
+        case 'rbac':
+          if (applyRbac(this, f)) return;
           break;
         case 'router':
           this.runAction(f);
@@ -307,7 +392,12 @@ export class HttpStream implements RequestView {
   }
 
   private runAction(router: Extract<HttpFilterConfig, { kind: 'router' }>): void {
-    const route = this.route!;
+    const route = this.route;
+    if (!route) {
+      this.httpStats.no_route++;
+      this.localReply(404, { flag: 'NR', details: this.rc ? 'route_not_found' : 'route_configuration_not_found' });
+      return;
+    }
     const action = route.action;
     if (action.kind === 'direct') {
       this.httpStats.rq_direct_response++;
@@ -477,30 +567,79 @@ export class HttpStream implements RequestView {
       upstreamServiceTimeMs: this.upstreamServiceTimeMs,
       downstreamRemoteAddress: this.remoteAddress,
       downstreamLocalAddress: this.exchange.localAddress,
+      rbacAudit: this.dynamicMetadata?.get('envoy.common')?.access_log_hint === true ? true : undefined,
+      dynamicMetadata: this.dynamicMetadata ?? undefined,
     };
   }
 }
 
+export type PathAction = 'continue' | 'reject' | 'redirect';
+
 /**
- * Envoy's normalize_path (RFC 3986 5.2.4 dot-segment removal) and merge_slashes, applied to the
- * path before routing; the query string is left alone. Fast path: nothing to do.
+ * The HCM's path sanitation before any filter or route sees the path, in Envoy's order
+ * (ConnectionManagerUtility::maybeNormalizePath): drop a #fragment (Envoy as Istio runs it strips
+ * it), then path_with_escaped_slashes_action (%2F and %5C, any case), then normalize_path, then
+ * merge_slashes. The query string is never touched.
+ */
+export function sanitizePath(target: string, hcm: Pick<HttpConnectionManagerConfig, 'normalizePath' | 'mergeSlashes' | 'escapedSlashes'>): { path: string; action: PathAction } {
+  let path = target;
+  const hash = path.indexOf('#');
+  if (hash >= 0) path = path.slice(0, hash);
+  if (path.charCodeAt(0) !== 47 /* / */) return { path, action: 'continue' };
+  let action: PathAction = 'continue';
+  const escaped = hcm.escapedSlashes;
+  if (escaped && escaped !== 'keep') {
+    const q = path.indexOf('?');
+    const only = q >= 0 ? path.slice(0, q) : path;
+    if (only.includes('%') && ESCAPED_SLASH.test(only)) {
+      if (escaped === 'reject') return { path, action: 'reject' };
+      if (escaped === 'redirect') action = 'redirect';
+      path = only.replace(ESCAPED_SLASH_ALL, (m) => (m[2] === 'F' || m[2] === 'f' ? '/' : '\\')) + (q >= 0 ? path.slice(q) : '');
+    }
+  }
+  if (hcm.normalizePath || hcm.mergeSlashes) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
+  return { path, action };
+}
+
+const ESCAPED_SLASH = /%(2f|5c)/i;
+const ESCAPED_SLASH_ALL = /%(2f|5c)/gi;
+const ESCAPED_OCTET = /%([0-9a-fA-F]{2})/g;
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+
+/**
+ * Envoy's normalize_path (its snapshot of Chromium's path canonicalizer: backslashes are
+ * slashes, percent-encoded unreserved characters are decoded, so %2e is a dot, and RFC 3986
+ * 5.2.4 dot segments are removed), then merge_slashes. The query string is left alone. Fast
+ * path: nothing to do.
  */
 export function normalizePath(path: string, dots: boolean, slashes: boolean): string {
   const q = path.indexOf('?');
   let p = q >= 0 ? path.slice(0, q) : path;
   const query = q >= 0 ? path.slice(q) : '';
-  if (slashes && p.includes('//')) p = p.replace(/\/{2,}/g, '/');
-  if (dots && (p.includes('/.') || p.includes('\\'))) {
-    p = p.replace(/\\/g, '/');
-    const out: string[] = [];
-    for (const seg of p.split('/').slice(1)) {
-      if (seg === '.') continue;
-      if (seg === '..') out.pop();
-      else out.push(seg);
+  if (dots) {
+    if (p.includes('\\')) p = p.replace(/\\/g, '/');
+    if (p.includes('%')) {
+      p = p.replace(ESCAPED_OCTET, (m, hex: string) => {
+        const c = String.fromCharCode(parseInt(hex, 16));
+        return UNRESERVED.test(c) ? c : m;
+      });
     }
-    const trailing = /\/\.{1,2}$/.test(p) && out[out.length - 1] !== '';
-    p = '/' + out.join('/') + (trailing ? '/' : '');
+    if (p.includes('/.')) {
+      const segments = p.split('/');
+      const out: string[] = [];
+      for (let i = 1; i < segments.length; i++) {
+        const seg = segments[i];
+        if (seg === '.') continue;
+        if (seg === '..') out.pop();
+        else out.push(seg);
+      }
+      const last = segments[segments.length - 1];
+      p = '/' + out.join('/');
+      // "/a/b/.." and "/a/." name a directory: keep its trailing slash.
+      if ((last === '.' || last === '..') && !p.endsWith('/')) p += '/';
+    }
   }
+  if (slashes && p.includes('//')) p = p.replace(/\/{2,}/g, '/');
   return p + query;
 }
 

@@ -3,7 +3,7 @@
 import type { CompiledRoute, CompiledVirtualHost, PathMatch, RequestView } from '../config/model';
 import { isGrpcRequest } from './local-reply';
 
-function pathMatches(m: PathMatch, req: RequestView): boolean {
+export function pathMatches(m: PathMatch, req: RequestView): boolean {
   switch (m.kind) {
     case 'any':
       return true;

@@ -3,6 +3,7 @@
 // removed ones drain. Listeners with bind_to_port false are kept for original-destination hand-off.
 import type { CompiledListener } from '../config/model';
 import { ListenerServer, type Destination, type ListenerDependencies } from './listener-server';
+import type { DownstreamTlsStats } from './tls-terminator';
 
 export interface ListenerBindPolicy {
   /** Address that 0.0.0.0 / :: listeners bind (the workload's address). */
@@ -94,6 +95,11 @@ export class ListenerManager {
 
   port(name: string): number | undefined {
     return this.servers.get(name)?.port;
+  }
+
+  /** Downstream TLS counters per bound listener (only listeners that terminated TLS). */
+  tlsStats(): { name: string; stats: DownstreamTlsStats }[] {
+    return [...this.servers.entries()].filter(([, s]) => s.tlsStats.handshakes + s.tlsStats.connectionErrors + s.tlsStats.noCertificate + s.tlsStats.secretNotReady > 0).map(([name, s]) => ({ name, stats: s.tlsStats }));
   }
 
   drain(): void {

@@ -1,6 +1,8 @@
 // One bound listener: accepts connections, works out their destination, selects the filter
 // chain and hands the connection to the HTTP connection manager (HTTP/1.1 or h2c, told apart
-// by sniffing the first bytes) or to tcp_proxy.
+// by sniffing the first bytes) or to tcp_proxy. A chain with a DownstreamTlsContext terminates
+// TLS first (tls-terminator.ts), chosen by the ClientHello's facts like Envoy's tls_inspector;
+// HTTP then runs over the TLS socket (h2 by ALPN, else sniffed) and tcp_proxy pipes it.
 //
 // Destinations. A capture listener (original_dst listener filter or use_original_dst, like
 // Istio's virtualOutbound/virtualInbound) selects chains by the connection's original
@@ -13,13 +15,17 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
+import type { DownstreamTlsSettings } from '../config/downstream-tls';
 import type { CompiledFilterChain, CompiledListener, CompiledRouteConfig, HttpConnectionManagerConfig } from '../config/model';
+import { SecureContextCache } from '../identity/secure-contexts';
 import { Http1Exchange, Http2Exchange } from '../http/exchange';
 import { HttpStream, splitHostPort, type HttpRuntime } from '../http/http-stream';
 import { sendLocalReply } from '../http/local-reply';
 import { proxyTcp } from '../tcp/tcp-proxy';
 import { needsSniffing, selectFilterChain, type ConnectionFacts } from './filter-chain-match';
 import { parseClientHello } from './tls-client-hello';
+import { newDownstreamTlsStats, TlsTerminator, type DownstreamTlsStats } from './tls-terminator';
 
 export interface Destination {
   ip?: string;
@@ -32,6 +38,8 @@ export interface ListenerDependencies {
   virtualListenerFor(dest: Destination): CompiledListener | undefined;
   /** Original destination of a captured connection, when the platform can tell. */
   originalDestination?(socket: net.Socket): Destination | undefined;
+  /** Resolves the SDS secrets of TLS chains (the proxy's identity); absent: file certificates only. */
+  secureContexts?: SecureContextCache;
 }
 
 interface ConnectionContext {
@@ -42,6 +50,8 @@ interface ConnectionContext {
   serverName?: string;
   /** The HCM last selected for this connection, valid while the listener generation is the same. */
   hcm?: { listener: CompiledListener; hcm: HttpConnectionManagerConfig | undefined };
+  /** The TLS chain whose handshake is in progress on this connection. */
+  terminating?: { listener: CompiledListener; chain: CompiledFilterChain };
 }
 
 const kContext = Symbol('weft.connection');
@@ -49,6 +59,7 @@ type TaggedSocket = net.Socket & { [kContext]?: ConnectionContext };
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const SNIFF_TIMEOUT_MS = 5_000;
+const NO_SECRETS = new SecureContextCache(undefined);
 
 /** Whether `chunk` starts like an HTTP/1.x request line. */
 function looksLikeHttp1(chunk: Buffer): boolean {
@@ -72,6 +83,10 @@ export class ListenerServer {
   /** Per listener generation: chain per destination (selection is pure given the config). */
   private readonly chainCache = new WeakMap<CompiledListener, Map<string, CompiledFilterChain | null>>();
   private readonly synthesized = new WeakMap<CompiledFilterChain, HttpConnectionManagerConfig>();
+  /** One TLS server per chain's TLS settings (config generations that keep a chain keep its terminator). */
+  private readonly terminators = new WeakMap<DownstreamTlsSettings, TlsTerminator>();
+  /** Downstream TLS counters of this listener (Envoy's listener.<address>.ssl.*). */
+  readonly tlsStats: DownstreamTlsStats = newDownstreamTlsStats();
 
   private current: CompiledListener;
 
@@ -164,7 +179,8 @@ export class ListenerServer {
       socket.destroy();
       return;
     }
-    if (chain.terminal.kind === 'tcp') proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: dest.ip ?? '', port: dest.port } });
+    if (chain.tls) this.terminateTls(socket, ctx, listener, chain);
+    else if (chain.terminal.kind === 'tcp') proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: dest.ip ?? '', port: dest.port } });
     else this.sniff(socket, ctx, listener);
   }
 
@@ -218,10 +234,16 @@ export class ListenerServer {
       socket.destroy();
       return;
     }
+    if (chain.tls) {
+      // A plaintext client on a TLS-only chain fails, as Envoy's handshake would.
+      if (kind === 'tls') this.terminateTls(socket, ctx, listener, chain);
+      else socket.destroy();
+      return;
+    }
     if (chain.terminal.kind === 'tcp') {
       // The sniffed bytes are back in the socket's buffer; tcp_proxy reads them first once the
       // upstream is connected (it resumes the socket then).
-      proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: ctx.dest.ip ?? '', port: ctx.dest.port } });
+      proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: ctx.dest.ip ?? '', port: ctx.dest.port }, serverName: ctx.serverName });
       return;
     }
     if (kind === 'h2') {
@@ -231,6 +253,60 @@ export class ListenerServer {
       this.h1.emit('connection', socket);
       socket.resume();
     } else socket.destroy();
+  }
+
+  // ---- TLS ----
+  private terminatorFor(settings: DownstreamTlsSettings): TlsTerminator {
+    let t = this.terminators.get(settings);
+    if (!t) {
+      t = new TlsTerminator(settings, this.deps.secureContexts ?? NO_SECRETS, this.tlsStats, (secure, raw) => this.onTlsEstablished(secure, raw));
+      this.terminators.set(settings, t);
+    }
+    return t;
+  }
+
+  private terminateTls(socket: net.Socket, ctx: ConnectionContext, listener: CompiledListener, chain: CompiledFilterChain): void {
+    ctx.terminating = { listener, chain };
+    if (!this.terminatorFor(chain.tls!).accept(socket)) socket.destroy();
+  }
+
+  /** After the handshake: tcp_proxy over TLS, or HTTP (h2 by ALPN, else by the first bytes). */
+  private onTlsEstablished(socket: tls.TLSSocket, raw: net.Socket): void {
+    const ctx = (raw as TaggedSocket)[kContext];
+    const terminating = ctx?.terminating;
+    if (!ctx || !terminating) {
+      socket.destroy();
+      return;
+    }
+    ctx.terminating = undefined;
+    (socket as unknown as TaggedSocket)[kContext] = ctx;
+    const { listener, chain } = terminating;
+    if (chain.terminal.kind === 'tcp') {
+      proxyTcp(socket, chain.terminal, this.deps.runtime, { listenerName: listener.name, target: { host: ctx.dest.ip ?? '', port: ctx.dest.port }, serverName: ctx.serverName });
+      return;
+    }
+    if (socket.alpnProtocol === 'h2') {
+      this.h2.emit('connection', socket);
+      return;
+    }
+    // No h2 by ALPN: HTTP/1.x, or h2 with prior knowledge ("PRI" is no HTTP/1 method).
+    let buffered: Buffer | null = null;
+    const onData = (chunk: Buffer) => {
+      buffered = buffered ? Buffer.concat([buffered, chunk]) : chunk;
+      if (buffered.length < 3 && buffered.equals(H2_PREFACE.subarray(0, buffered.length))) return;
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(buffered);
+      if (buffered.subarray(0, 3).equals(H2_PREFACE.subarray(0, 3))) {
+        // node's h2 server turns away TLS sockets whose ALPN said nothing or http/1.1.
+        if (socket.alpnProtocol === false || socket.alpnProtocol === 'http/1.1') (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';
+        this.h2.emit('connection', socket);
+      } else {
+        this.h1.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    socket.on('data', onData);
   }
 
   /** The listener whose chains serve `dest`: this one, or a bind_to_port=false one for it. */
@@ -355,7 +431,8 @@ export class ListenerServer {
       statPrefix: tcp.statPrefix,
       inlineRouteConfig: rc,
       codec: 'AUTO',
-      filters: [{ kind: 'router', name: 'envoy.filters.http.router', suppressEnvoyHeaders: true }],
+      // The chain's network RBAC, evaluated per request instead of per connection.
+      filters: [...(tcp.rbac ?? []).map((settings) => ({ kind: 'rbac' as const, name: settings.name, settings })), { kind: 'router', name: 'envoy.filters.http.router', suppressEnvoyHeaders: true }],
       generateRequestId: false,
       preserveExternalRequestId: true,
       alwaysSetRequestIdInResponse: false,

@@ -1,14 +1,17 @@
-// Envoy's tcp_proxy network filter: pick a cluster (or a weighted one), a host from its load
-// balancer, connect (retrying up to max_connect_attempts), then pipe bytes both ways with
-// half-close, an idle timeout, and an access log record when the connection ends.
+// Envoy's tcp_proxy network filter: the network RBAC filters ahead of it decide first (a denied
+// connection is closed), then pick a cluster (or a weighted one), a host from its load balancer,
+// connect (retrying up to max_connect_attempts), then pipe bytes both ways with half-close, an
+// idle timeout, and an access log record when the connection ends.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { tlsConnectOptions } from '../config/upstream-tls';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { TcpProxyConfig } from '../config/model';
+import type { DownstreamTlsInfo, TcpProxyConfig } from '../config/model';
+import { addressBytes, evaluateRbac, rbacDeniedDetails, type AuthzSubject, type NetworkRbacConfig } from '../config/rbac';
 import { formatAccessLog, formatJsonAccessLog, type RequestRecord } from '../access-log';
 import type { HttpRuntime } from '../http/http-stream';
+import { COMMON_METADATA, rbacCounters, shadowMetadata } from '../http/rbac-filter';
+import { downstreamTlsInfo } from '../listener/downstream-tls-info';
 import { murmur3 } from '../upstream/hash';
 import type { Host } from '../upstream/host';
 
@@ -21,9 +24,83 @@ export interface TcpProxyContext {
   onUpstreamFailed?: () => void;
   /** The destination an ORIGINAL_DST cluster dials (a CONNECT target, or the original destination). */
   target?: { host: string; port: number };
+  /** SNI of a sniffed ClientHello (TLS passthrough chains), for RBAC requested_server_name. */
+  serverName?: string;
 }
 
-export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAddress?: string }, config: TcpProxyConfig, runtime: HttpRuntime, ctx: TcpProxyContext): void {
+/** Envoy's network RBAC metadata namespace. */
+export const NETWORK_RBAC_METADATA = 'envoy.filters.network.rbac';
+
+type Downstream = Duplex & { remoteAddress?: string; localAddress?: string; localPort?: number };
+
+/** A connection as RBAC matchers see it: addresses, SNI and peer identity; no headers. */
+class ConnectionAuthzSubject implements AuthzSubject {
+  readonly request = undefined;
+  readonly tls: DownstreamTlsInfo | undefined;
+  readonly requestedServerName: string;
+  readonly destinationPort: number;
+  private readonly remote: Uint8Array | undefined;
+  private readonly destination: Uint8Array | undefined;
+
+  constructor(socket: Downstream, ctx: TcpProxyContext) {
+    this.tls = socket instanceof net.Socket ? downstreamTlsInfo(socket) : undefined;
+    this.requestedServerName = ctx.serverName ?? this.tls?.serverName ?? '';
+    this.destinationPort = ctx.target?.port || socket.localPort || 0;
+    this.destination = addressBytes(ctx.target?.host || socket.localAddress);
+    this.remote = addressBytes(socket.remoteAddress);
+  }
+  destinationIp(): Uint8Array | undefined {
+    return this.destination;
+  }
+  directRemoteIp(): Uint8Array | undefined {
+    return this.remote;
+  }
+  remoteIp(): Uint8Array | undefined {
+    return this.remote; // no x-forwarded-for on a connection
+  }
+  metadata(): undefined {
+    return undefined;
+  }
+}
+
+function statPrefixJoin(prefix: string, suffix: string): string {
+  return !prefix || prefix.endsWith('.') ? prefix + suffix : `${prefix}.${suffix}`;
+}
+
+/**
+ * The network RBAC filters in order, once, when the connection is accepted (Envoy:
+ * ONE_TIME_ON_FIRST_BYTE). Returns the denial details, or undefined when the connection may go on.
+ */
+function enforceNetworkRbac(
+  filters: readonly NetworkRbacConfig[],
+  subject: AuthzSubject,
+  runtime: HttpRuntime,
+  metadata: Map<string, Record<string, unknown>>,
+): string | undefined {
+  for (const f of filters) {
+    const counters = rbacCounters(runtime.stats, f, 'network', () => {
+      const text = statPrefixJoin(f.statPrefix, 'rbac.');
+      return { text, prom: 'envoy_' + text.replace(/[^A-Za-z0-9_]/g, '_'), labels: {} };
+    });
+    if (f.shadowRules) {
+      const d = evaluateRbac(f.shadowRules, subject);
+      (d.allowed ? counters.shadowAllowed : counters.shadowDenied).value++;
+      metadata.set(NETWORK_RBAC_METADATA, { ...metadata.get(NETWORK_RBAC_METADATA), ...shadowMetadata(f, d) });
+      if (f.shadowRules.action === 'LOG') metadata.set(COMMON_METADATA, { access_log_hint: d.matchedPolicy !== undefined });
+    }
+    if (!f.rules) continue;
+    const d = evaluateRbac(f.rules, subject);
+    if (f.rules.action === 'LOG') metadata.set(COMMON_METADATA, { access_log_hint: d.matchedPolicy !== undefined });
+    if (d.allowed) counters.allowed.value++;
+    else {
+      counters.denied.value++;
+      return rbacDeniedDetails(d);
+    }
+  }
+  return undefined;
+}
+
+export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime: HttpRuntime, ctx: TcpProxyContext): void {
   const stats = runtime.stats.tcp(config.statPrefix);
   stats.downstream_cx_total++;
   stats.downstream_cx_active++;
@@ -44,6 +121,9 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
   let tx = 0;
   let finished = false;
   let countedActive = false;
+  /** Set when a network filter closed the connection (Envoy's connection termination details). */
+  let terminationDetails: string | undefined;
+  let metadata: Map<string, Record<string, unknown>> | undefined;
 
   const finish = () => {
     if (finished) return;
@@ -64,7 +144,7 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
       authority: '',
       status: 0,
       flags,
-      details: flags.length ? 'connection_failure' : 'via_upstream',
+      details: terminationDetails ?? (flags.length ? 'connection_failure' : 'via_upstream'),
       upstreamCluster: clusterName,
       upstreamHost,
       attempts: 1,
@@ -72,6 +152,8 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
       bytesSent: tx,
       downstreamRemoteAddress: downstream.remoteAddress ?? '',
       downstreamLocalAddress: downstream.localAddress ?? '',
+      rbacAudit: metadata?.get(COMMON_METADATA)?.access_log_hint === true ? true : undefined,
+      dynamicMetadata: metadata,
     };
     for (const log of config.accessLogs) {
       runtime.accessLogs.writer(log.path).write(log.jsonFormat ? formatJsonAccessLog(record, log.jsonFormat) : formatAccessLog(record, log.format));
@@ -91,6 +173,15 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
     else upstream?.end();
     finish();
   });
+  if (config.rbac) {
+    metadata = new Map();
+    terminationDetails = enforceNetworkRbac(config.rbac, new ConnectionAuthzSubject(downstream, ctx), runtime, metadata);
+    if (terminationDetails) {
+      downstream.destroy();
+      finish();
+      return;
+    }
+  }
   if (!cluster) {
     fail('NC');
     return;
@@ -125,15 +216,25 @@ export function proxyTcp(downstream: Duplex & { remoteAddress?: string; localAdd
     }
     tried.add(host);
     host.active++;
-    const tlsSettings = cluster.config.tls;
-    // TLS origination (a DestinationRule tls mode on a TCP service): the upstream leg is TLS.
-    const socket: net.Socket = tlsSettings
-      ? tls.connect({ host: host.address, port: host.port, ...tlsConnectOptions(tlsSettings) })
-      : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    // TLS origination (a DestinationRule tls mode, or Istio mTLS chosen per endpoint by
+    // transport_socket_matches): the upstream leg is TLS. A missing SDS secret fails the attempt.
+    let tlsOptions: tls.ConnectionOptions | undefined;
+    let tlsError: Error | undefined;
+    try {
+      tlsOptions = host.tlsConnectOptions();
+    } catch (err) {
+      tlsError = err as Error;
+    }
+    const socket: net.Socket = tlsError
+      ? new net.Socket()
+      : tlsOptions
+        ? tls.connect({ host: host.address, port: host.port, ...tlsOptions })
+        : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    if (tlsError) process.nextTick(() => socket.destroy(tlsError));
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeoutMs || 10_000);
     let connected = false;
-    socket.once(tlsSettings ? 'secureConnect' : 'connect', () => {
+    socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
       upstream = socket;

@@ -3,6 +3,7 @@
 // finish what they carry before closing.
 import { isDeepStrictEqual } from 'node:util';
 import type { CompiledCluster, CompiledLoadAssignment } from '../config/model';
+import type { SecureContextCache } from '../identity/secure-contexts';
 import type { Host } from './host';
 import { UpstreamCluster } from './upstream-cluster';
 
@@ -11,7 +12,11 @@ export class ClusterManager {
   /** Last EDS assignment per service name, kept across cluster updates. */
   private readonly assignments = new Map<string, CompiledLoadAssignment>();
 
-  constructor(private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly random: () => number = Math.random,
+    /** Resolves SDS secrets of upstream TLS settings (the proxy's identity); absent: files only. */
+    private readonly contexts?: SecureContextCache,
+  ) {}
 
   get(name: string): UpstreamCluster | undefined {
     return this.clusters.get(name);
@@ -43,7 +48,7 @@ export class ClusterManager {
     for (const [name, config] of next) {
       const prev = this.clusters.get(name);
       if (prev && isDeepStrictEqual(prev.config.raw, config.raw)) continue; // only the version moved
-      const cluster = new UpstreamCluster(config, prev, this.random);
+      const cluster = new UpstreamCluster(config, prev, this.random, this.contexts);
       const candidates = prev?.hosts ?? [];
       let leftovers: Host[] = [...candidates];
       if (config.loadAssignment) {

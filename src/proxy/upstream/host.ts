@@ -1,8 +1,11 @@
 // One upstream endpoint: its address and health, in-flight count, outlier state and lazily
-// created connection pools (one per upstream protocol).
+// created connection pools (one per upstream protocol). Its transport (plaintext or TLS, chosen
+// per endpoint by transport_socket_matches) is part of its pool settings, so TLS and plaintext
+// endpoints never share a connection.
 import * as net from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { CompiledEndpoint, HealthStatus } from '../config/model';
-import { Http1Connector, type PoolSettings } from './http1-connector';
+import { Http1Connector, upstreamClientTls, type PoolSettings } from './http1-connector';
 import { Http2Connector } from './http2-connector';
 import type { EndpointConnector } from './upstream-call';
 
@@ -79,6 +82,7 @@ export class Host {
           idleTimeoutMs: this.pool.idleTimeoutMs,
           maxRequestsPerConnection: this.pool.maxRequestsPerConnection,
           tls: this.pool.tls,
+          contexts: this.pool.contexts,
         });
       }
       return this.h2;
@@ -91,6 +95,14 @@ export class Host {
     return (this.h1?.connections() ?? 0) + (this.h2?.connections() ?? 0);
   }
 
+  /**
+   * node:tls options for a raw (tcp_proxy) connection to this endpoint now; undefined for
+   * plaintext. Throws an UpstreamFailure (connect-failure) when an SDS secret is missing.
+   */
+  tlsConnectOptions(): ConnectionOptions | undefined {
+    return this.pool.tls ? upstreamClientTls(this.pool.tls, this.pool.contexts).options : undefined;
+  }
+
   /** Whether a replacement host with `pool` settings may keep this host's connections. */
   samePoolSettings(pool: PoolSettings): boolean {
     const p = this.pool;
@@ -99,7 +111,8 @@ export class Host {
       p.connectTimeoutMs === pool.connectTimeoutMs &&
       p.idleTimeoutMs === pool.idleTimeoutMs &&
       p.maxRequestsPerConnection === pool.maxRequestsPerConnection &&
-      p.tls === pool.tls
+      p.tls === pool.tls &&
+      p.contexts === pool.contexts
     );
   }
 

@@ -1,8 +1,11 @@
 // HTTP/1.1 to one endpoint: an undici Pool of keep-alive connections, driven through
-// `dispatch` with a handler (no promise or stream wrapper per request; measured fastest).
+// `dispatch` with a handler (no promise or stream wrapper per request; measured fastest). TLS
+// endpoints get a connect function that looks the TLS material up per new connection, so a
+// rotated certificate is used from the next connection on; plaintext pools are untouched.
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
-import { tlsConnectOptions, type UpstreamTlsSettings } from '../config/upstream-tls';
+import { buildConnector, Pool } from 'undici';
+import type { UpstreamTlsSettings } from '../config/upstream-tls';
+import { SecureContextCache, type ClientTls } from '../identity/secure-contexts';
 import { HOP_BY_HOP, UpstreamFailure, type EndpointConnector, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
 
 export interface PoolSettings {
@@ -14,6 +17,40 @@ export interface PoolSettings {
   maxRequestsPerConnection: number;
   /** TLS origination; compared by identity (a new cluster config makes new pools). */
   tls?: UpstreamTlsSettings;
+  /** Resolves `tls` (SDS secrets) per handshake; a cache without secrets when absent. */
+  contexts?: SecureContextCache;
+}
+
+const NO_SECRETS = new SecureContextCache(undefined);
+
+/** TLS material for a new connection now; a missing SDS secret is a connection failure (UF). */
+export function upstreamClientTls(t: UpstreamTlsSettings, contexts: SecureContextCache | undefined): ClientTls {
+  try {
+    return (contexts ?? NO_SECRETS).client(t);
+  } catch (err) {
+    throw new UpstreamFailure('connect-failure', `TLS error: ${(err as Error).message}`, true);
+  }
+}
+
+/**
+ * undici's connect for a TLS endpoint: the material is resolved for every new connection, and
+ * one undici connector (with its TLS session cache, for resumption) is kept per material version,
+ * so sessions made with a replaced certificate are not resumed.
+ */
+export function upstreamTlsConnector(t: UpstreamTlsSettings, contexts: SecureContextCache | undefined, timeoutMs: number): buildConnector.connector {
+  let current: { key: string; connect: buildConnector.connector } | undefined;
+  return (opts, callback) => {
+    let material: ClientTls;
+    try {
+      material = upstreamClientTls(t, contexts);
+    } catch (err) {
+      callback(err as Error, null);
+      return;
+    }
+    if (!current || current.key !== material.key) current = { key: material.key, connect: buildConnector({ ...material.options, timeout: timeoutMs }) };
+    // The configured SNI, not the request's Host: Envoy sends only what `sni` says.
+    current.connect({ ...opts, servername: t.sni }, callback);
+  };
 }
 
 const CONNECT_ERRORS = new Set([
@@ -139,7 +176,7 @@ export class Http1Connector implements EndpointConnector {
       keepAliveMaxTimeout: Math.max(1, settings.idleTimeoutMs || 600_000),
       maxRequestsPerClient: settings.maxRequestsPerConnection > 0 ? settings.maxRequestsPerConnection : undefined,
       strictContentLength: false,
-      ...(settings.tls ? { connect: tlsConnectOptions(settings.tls) as never } : {}),
+      ...(settings.tls ? { connect: upstreamTlsConnector(settings.tls, settings.contexts, settings.connectTimeoutMs > 0 ? settings.connectTimeoutMs : 10_000) } : {}),
     });
   }
 

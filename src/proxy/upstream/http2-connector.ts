@@ -3,8 +3,9 @@
 // trailers and trailers-only responses exactly.
 import * as http2 from 'node:http2';
 import type { Readable } from 'node:stream';
-import { tlsConnectOptions, type UpstreamTlsSettings } from '../config/upstream-tls';
-import { classifyUpstreamError } from './http1-connector';
+import type { UpstreamTlsSettings } from '../config/upstream-tls';
+import type { SecureContextCache } from '../identity/secure-contexts';
+import { classifyUpstreamError, upstreamClientTls } from './http1-connector';
 import { HOP_BY_HOP, UpstreamFailure, type EndpointConnector, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
@@ -15,6 +16,7 @@ export interface Http2Settings {
   /** Sessions opened at once is one; this caps concurrent streams on it (0: server's limit). */
   maxRequestsPerConnection: number;
   tls?: UpstreamTlsSettings;
+  contexts?: SecureContextCache;
 }
 
 function headersToList(headers: http2.IncomingHttpHeaders, skipPseudo = true): string[] {
@@ -118,7 +120,8 @@ export class Http2Connector implements EndpointConnector {
   private getSession(): http2.ClientHttp2Session {
     const existing = this.session;
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const tlsOptions = this.settings.tls ? { ...tlsConnectOptions(this.settings.tls), ALPNProtocols: ['h2'] } : {};
+    // TLS material is looked up per session, so a rotated certificate is used by the next one.
+    const tlsOptions = this.settings.tls ? { ...upstreamClientTls(this.settings.tls, this.settings.contexts).options, ALPNProtocols: ['h2'] } : {};
     const session = http2.connect(this.origin, { peerMaxConcurrentStreams: 1000, ...tlsOptions });
     this.session = session;
     this.connected = false;

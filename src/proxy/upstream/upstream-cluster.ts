@@ -2,6 +2,8 @@
 // usable ones (priority, health, panic threshold, outlier ejections), circuit breaker counters and
 // stats. Requests ask it for a host and report how the attempt went.
 import type { CompiledCluster, CompiledEndpoint } from '../config/model';
+import { selectTransportSocket, type TransportSocketMetadata, type UpstreamTlsSettings } from '../config/upstream-tls';
+import type { SecureContextCache } from '../identity/secure-contexts';
 import { endpointKey, Host } from './host';
 import type { PoolSettings } from './http1-connector';
 import { buildLoadBalancer, type LbKind, type LoadBalancer } from './load-balancer';
@@ -64,13 +66,14 @@ export type Admission = 'ok' | 'max_requests' | 'max_pending_requests';
 
 const MAX_ORIGINAL_DST_HOSTS = 1024;
 
-export function poolSettingsOf(config: CompiledCluster): PoolSettings {
+export function poolSettingsOf(config: CompiledCluster, contexts?: SecureContextCache): PoolSettings {
   return {
     maxConnections: config.thresholds.maxConnections,
     connectTimeoutMs: config.connectTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxRequestsPerConnection: config.maxRequestsPerConnection,
     tls: config.tls,
+    contexts,
   };
 }
 
@@ -88,6 +91,8 @@ export class UpstreamCluster {
   hosts: Host[] = [];
   private lb: LoadBalancer<Host>;
   private readonly pool: PoolSettings;
+  /** Pool settings per transport chosen by transport_socket_matches (the key `null`: plaintext). */
+  private readonly poolsByTransport = new Map<UpstreamTlsSettings | null, PoolSettings>();
   private outlier: OutlierDetector | null = null;
   /** Endpoint version last applied (EDS version, or the cluster version for inline endpoints). */
   endpointsVersion = '';
@@ -100,10 +105,11 @@ export class UpstreamCluster {
     readonly config: CompiledCluster,
     previous?: Pick<UpstreamCluster, 'stats' | 'counters'>,
     random: () => number = Math.random,
+    contexts?: SecureContextCache,
   ) {
     this.name = config.name;
     this.random = random;
-    this.pool = poolSettingsOf(config);
+    this.pool = poolSettingsOf(config, contexts);
     this.stats = previous?.stats ?? newStats();
     this.counters = previous?.counters ?? { activeRequests: 0, activeRetries: 0 };
     this.warmed = config.type !== 'EDS';
@@ -138,6 +144,19 @@ export class UpstreamCluster {
     };
   }
 
+  /** The pool settings for an endpoint: the cluster's, with the transport its metadata selects. */
+  private poolFor(metadata: TransportSocketMetadata | undefined): PoolSettings {
+    if (!this.config.transportSocketMatches) return this.pool;
+    const tls = selectTransportSocket(this.config.transportSocketMatches, this.config.tls, metadata);
+    if (tls === this.pool.tls) return this.pool;
+    let pool = this.poolsByTransport.get(tls ?? null);
+    if (!pool) {
+      pool = { ...this.pool, tls };
+      this.poolsByTransport.set(tls ?? null, pool);
+    }
+    return pool;
+  }
+
   /**
    * Replaces the host set. Hosts from `candidates` (default: this cluster's own) whose address
    * stays and whose pool settings match are kept with their connections and stats. Returns the
@@ -153,12 +172,13 @@ export class UpstreamCluster {
       if (seen.has(key)) continue; // Envoy de-duplicates identical addresses
       seen.add(key);
       const old = existing.get(key);
-      if (old && old.samePoolSettings(this.pool)) {
+      const pool = this.poolFor(e.transportSocketMetadata);
+      if (old && old.samePoolSettings(pool)) {
         old.update(e);
         next.push(old);
         existing.delete(key);
       } else {
-        next.push(new Host(e.address, e.port, e, this.pool));
+        next.push(new Host(e.address, e.port, e, pool));
       }
     }
     this.hosts = next;
@@ -229,7 +249,7 @@ export class UpstreamCluster {
     const key = endpointKey(address, port);
     let host = this.hosts.find((h) => h.key === key);
     if (!host) {
-      host = new Host(address, port, { weight: 1, health: 'HEALTHY', priority: 0 }, this.pool);
+      host = new Host(address, port, { weight: 1, health: 'HEALTHY', priority: 0 }, this.poolFor(undefined));
       this.hosts.push(host);
       if (this.hosts.length > MAX_ORIGINAL_DST_HOSTS) {
         const old = this.hosts.shift()!;
