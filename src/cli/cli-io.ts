@@ -8,6 +8,8 @@ export interface CliIo {
   /** All of stdin, as text. */
   readStdin(): Promise<string>;
   env: NodeJS.ProcessEnv;
+  /** stdout is a terminal: ANSI colours are allowed (unset in tests and pipes). */
+  stdoutIsTTY?: boolean;
 }
 
 export function processIo(): CliIo {
@@ -20,5 +22,6 @@ export function processIo(): CliIo {
       return Buffer.concat(chunks).toString('utf8');
     },
     env: process.env,
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
   };
 }

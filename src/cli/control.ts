@@ -14,6 +14,9 @@ token in STATE/tokens/NS/NAME.jwt that its proxy exchanges for a certificate on 
 
 Options:
   --config-dir DIR                  directory of Istio/Kubernetes YAML (required)
+  --mesh-config FILE                Istio's MeshConfig YAML (the \`mesh\` key of the istio ConfigMap, or that
+                                    ConfigMap): trustDomain, rootNamespace, defaultConfig.tracing,
+                                    extensionProviders, defaultProviders, ...; watched, like DIR
   --xds-address HOST:PORT           plaintext xDS gRPC address (default 127.0.0.1:15010; keep it on loopback)
   --secure-xds-address HOST:PORT    TLS address of the CA and authenticated xDS (default 127.0.0.1:15012;
                                     "off" disables it)
@@ -44,6 +47,7 @@ export async function runControl(argv: string[]): Promise<number> {
     argv,
     {
       'config-dir': { type: 'string' },
+      'mesh-config': { type: 'string' },
       'xds-address': { type: 'string', default: '127.0.0.1:15010' },
       'secure-xds-address': { type: 'string', default: '127.0.0.1:15012' },
       'http-address': { type: 'string', default: '127.0.0.1:15014' },
@@ -61,6 +65,7 @@ export async function runControl(argv: string[]): Promise<number> {
   const logger = createLogger({ level: values['log-level'] as 'info', fields: { component: 'control' } });
   const cp = new ControlPlane({
     configDir: values['config-dir'],
+    ...(values['mesh-config'] ? { meshConfigFile: values['mesh-config'] } : {}),
     xdsAddress: values['xds-address']!,
     httpAddress: values['http-address']!,
     stateDir: values['state-dir'] ?? defaultStateDir(),

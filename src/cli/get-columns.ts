@@ -104,4 +104,6 @@ export const COLUMNS: Record<ResourceKind, Column[]> = {
   RequestAuthentication: [
     { header: 'ISSUERS', value: (r) => jsonList(((r.spec.jwtRules ?? []) as { issuer?: string }[]).map((j) => j.issuer)) },
   ],
+  // Istio's CRD prints only AGE; the selector helps tell mesh, namespace and workload ones apart.
+  Telemetry: [{ header: 'SELECTOR', value: (r) => labels(r.spec.selector?.matchLabels), wide: true }],
 };

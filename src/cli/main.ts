@@ -68,6 +68,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.PROXY_STATUS_USAGE, run: m.runProxyStatus };
     },
   },
+  dashboard: {
+    summary: "print (or --open) the URL of the control plane's dashboard: service graph, signals, sync",
+    load: async () => {
+      const m = await import('./dashboard');
+      return { usage: m.DASHBOARD_USAGE, run: m.runDashboard };
+    },
+  },
   'proxy-config': {
     summary: "a proxy's clusters, listeners, routes or endpoints, from its admin endpoint",
     load: async () => {

@@ -1,6 +1,7 @@
 // `weft proxy-status [PROXY]`: every proxy connected to the control plane and, per xDS type,
 // whether it has what it was sent (SYNCED), has not answered yet (STALE), rejected it (NACK,
-// with the proxy's error) or was sent nothing (NOT SENT) — istioctl proxy-status's view.
+// with the proxy's error) or was sent nothing (NOT SENT) — istioctl proxy-status's view. On a
+// terminal, STALE and NACK are red: the proxies not running the config they were sent.
 import type { ProxySyncStatus, TypeSyncStatus } from '../xds/server/ads-connection';
 import { CliError, outputFormat, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
@@ -11,9 +12,10 @@ export const PROXY_STATUS_USAGE = `Usage: weft proxy-status [PROXY] [-o json]
 
 Shows every proxy connected to the control plane: its id, namespace and address, and for each xDS
 type (CDS, LDS, EDS, RDS) SYNCED (ACKed what was sent), STALE (sent, no answer yet), NACK (rejected;
-the proxy keeps its previous config and its error is printed) or NOT SENT. VERSION is the snapshot
-the proxy's config was computed from. With PROXY (an id, id prefix, NAME.NAMESPACE or workload
-name), shows that proxy's per-type details.
+the proxy keeps its previous config and its error is printed) or NOT SENT; on a terminal STALE and
+NACK are shown in red (NO_COLOR turns colours off). VERSION is the snapshot the proxy's config was
+computed from. With PROXY (an id, id prefix, NAME.NAMESPACE or workload name), shows that proxy's
+per-type details.
 
 Options:
   -o, --output json   the control plane's answer as JSON
@@ -46,19 +48,37 @@ export async function runProxyStatus(argv: string[], io: CliIo): Promise<number>
     io.err(`No proxies are connected to the control plane at ${client.address.text}.\n`);
     return 0;
   }
+  const paint = painter(io);
   const rows = [...proxies]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((p) => [p.id, p.namespace, p.ips[0] ?? p.address, ...TYPES.map((t) => stateOf(p, t)), p.snapshotVersion ?? '']);
+    .map((p) => [
+      isOutOfSync(p.state) ? paint.red(p.id) : p.id,
+      p.namespace,
+      p.ips[0] ?? p.address,
+      ...TYPES.map((t) => paint.state(stateOf(p, t))),
+      p.snapshotVersion ?? '',
+    ]);
   io.out(formatTable(['NAME', 'NAMESPACE', 'ADDRESS', ...TYPES, 'VERSION'], rows));
 
   const nacks = proxies.flatMap((p) => p.types.filter((t) => t.state === 'NACK' && t.lastNack).map((t) => ({ p, t })));
   if (positionals.length) {
-    io.out('\n' + details(proxies[0]));
+    io.out('\n' + details(proxies[0], paint));
   } else if (nacks.length > 0) {
     io.out('\nNACKed (the proxy keeps serving its previous config):\n');
-    for (const { p, t } of nacks) io.out(`  ${p.id} ${t.type} ${t.lastNack!.version}: ${t.lastNack!.message}\n`);
+    for (const { p, t } of nacks) io.out(`  ${paint.red(`${p.id} ${t.type} ${t.lastNack!.version}`)}: ${t.lastNack!.message}\n`);
   }
   return 0;
+}
+
+function isOutOfSync(state: string): boolean {
+  return state === 'STALE' || state === 'NACK';
+}
+
+/** Red for the out-of-sync states, only on a terminal and unless NO_COLOR is set (no-color.org). */
+function painter(io: CliIo) {
+  const on = io.stdoutIsTTY === true && !io.env.NO_COLOR;
+  const red = (text: string) => (on ? `\x1b[31m${text}\x1b[0m` : text);
+  return { red, state: (state: string) => (isOutOfSync(state) ? red(state) : state) };
 }
 
 function stateOf(p: ProxyEntry, type: string): string {
@@ -66,10 +86,10 @@ function stateOf(p: ProxyEntry, type: string): string {
   return !t || t.state === 'NOT_SENT' ? 'NOT SENT' : t.state;
 }
 
-function details(p: ProxyEntry): string {
+function details(p: ProxyEntry, paint: ReturnType<typeof painter>): string {
   const rows = p.types.map((t: TypeSyncStatus) => [
     t.type,
-    t.state === 'NOT_SENT' ? 'NOT SENT' : t.state,
+    paint.state(t.state === 'NOT_SENT' ? 'NOT SENT' : t.state),
     t.versionSent ?? '',
     t.versionAcked ?? '',
     String(t.resourcesSent),

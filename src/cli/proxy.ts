@@ -49,6 +49,7 @@ Options:
       --cert-ttl DURATION  requested certificate lifetime, e.g. 24h, 90m, 30s (default 24h; the CA
                            may shorten it)
       --drain-seconds N    on SIGTERM, how long in-flight requests may finish (default 5)
+      --telemetry on|off   Istio's standard metrics on 15090 and peer metadata exchange (default on)
       --log-level LEVEL    debug | info | warn | error (default info)
 ${CONTROL_HELP}
 `;
@@ -94,6 +95,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
       'trust-domain': { type: 'string', default: 'cluster.local' },
       'cert-ttl': { type: 'string', default: '24h' },
       'drain-seconds': { type: 'string', default: '5' },
+      telemetry: { type: 'string', default: 'on' },
       'log-level': { type: 'string', default: 'info' },
       ...CONTROL_OPTION,
     },
@@ -108,6 +110,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
   if (xdsAuth === 'mutual-tls' && !caAddress) {
     throw new UsageError('--xds-auth mutual-tls needs the workload certificate, so it cannot go with --ca-address none', PROXY_USAGE);
   }
+  if (values.telemetry !== 'on' && values.telemetry !== 'off') throw new UsageError(`--telemetry must be on or off, not "${values.telemetry}"`, PROXY_USAGE);
   const ttlMs = parseDuration(values['cert-ttl']!);
   if (ttlMs === undefined || ttlMs < 1000) throw new UsageError(`--cert-ttl "${values['cert-ttl']}" is not a duration of at least 1s (e.g. 24h, 90m, 30s)`, PROXY_USAGE);
   const stateDir = values['state-dir'] ?? defaultStateDir(io.env);
@@ -175,6 +178,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     node,
     bindAddress,
     logger,
+    telemetry: values.telemetry === 'on',
   });
   const drainMs = Number(values['drain-seconds']) * 1000;
   const stop = (signal: string) => {

@@ -28,8 +28,20 @@ export interface RequestRecord {
   userAgent?: string;
   forwardedFor?: string;
   upstreamServiceTimeMs?: number;
+  /** Addresses without port; the ports apart (Envoy's %..._ADDRESS% print `address:port`). */
   downstreamRemoteAddress: string;
+  downstreamRemotePort?: number;
   downstreamLocalAddress: string;
+  downstreamLocalPort?: number;
+  /** `address:port` the proxy's upstream connection came from (tcp_proxy only: HTTP pools do not say). */
+  upstreamLocalAddress?: string;
+  /** SNI of the downstream TLS connection. */
+  requestedServerName?: string;
+  /** First URI SAN of the verified downstream / upstream peer certificate. */
+  downstreamPeerUriSan?: string;
+  upstreamPeerUriSan?: string;
+  /** Why the upstream TLS handshake failed (Envoy's transport failure reason). */
+  upstreamTransportFailureReason?: string;
   /**
    * An RBAC filter with action LOG (Istio's AUDIT) matched: Envoy's dynamic metadata
    * `envoy.common` `access_log_hint: true`. Absent otherwise.
@@ -86,10 +98,29 @@ function operator(record: RequestRecord, op: string, arg: string | undefined): u
     case 'ROUTE_NAME':
       return record.routeName;
     case 'DOWNSTREAM_REMOTE_ADDRESS':
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
+      return withPort(record.downstreamRemoteAddress, record.downstreamRemotePort);
     case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
       return record.downstreamRemoteAddress;
+    case 'DOWNSTREAM_REMOTE_PORT':
+      return record.downstreamRemotePort;
     case 'DOWNSTREAM_LOCAL_ADDRESS':
+      return withPort(record.downstreamLocalAddress, record.downstreamLocalPort);
+    case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
       return record.downstreamLocalAddress;
+    case 'DOWNSTREAM_LOCAL_PORT':
+      return record.downstreamLocalPort;
+    case 'UPSTREAM_LOCAL_ADDRESS':
+      return record.upstreamLocalAddress;
+    case 'REQUESTED_SERVER_NAME':
+      return record.requestedServerName;
+    case 'DOWNSTREAM_PEER_URI_SAN':
+      return record.downstreamPeerUriSan;
+    case 'UPSTREAM_PEER_URI_SAN':
+      return record.upstreamPeerUriSan;
+    case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
+      return record.upstreamTransportFailureReason;
     case 'UPSTREAM_REQUEST_ATTEMPT_COUNT':
       return record.attempts;
     case 'REQ': {
@@ -101,14 +132,23 @@ function operator(record: RequestRecord, op: string, arg: string | undefined): u
       return undefined;
     }
     case 'RESP':
-      if ((arg ?? '').toLowerCase() === 'x-envoy-upstream-service-time') return record.upstreamServiceTimeMs;
+      // Header values are text, also in JSON logs (as Envoy prints them).
+      if ((arg ?? '').toLowerCase() === 'x-envoy-upstream-service-time') return record.upstreamServiceTimeMs === undefined ? undefined : String(record.upstreamServiceTimeMs);
       return undefined;
     default:
       return undefined;
   }
 }
 
+/** `address:port`, bracketing IPv6 addresses. */
+function withPort(address: string, port: number | undefined): string {
+  if (!address || port === undefined) return address;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function requestField(record: RequestRecord, name: string): string | undefined {
+  // A TCP connection has no request: every request operator is empty.
+  if (record.protocol === 'TCP') return undefined;
   switch (name) {
     case ':method':
       return record.method;
@@ -139,8 +179,13 @@ export function formatAccessLog(record: RequestRecord, format: string = DEFAULT_
 export function formatJsonAccessLog(record: RequestRecord, fields: Record<string, string>): string {
   const out: Record<string, unknown> = {};
   for (const [key, template] of Object.entries(fields)) {
-    const m = /^%([A-Z_]+)(?:\(([^)]*)\))?%$/.exec(String(template));
-    out[key] = m ? (operator(record, m[1], m[2]) ?? null) : formatAccessLog(record, String(template));
+    const m = /^%([A-Z_]+)(?:\(([^)]*)\))?(?::\d+)?%$/.exec(String(template));
+    if (!m) out[key] = formatAccessLog(record, String(template));
+    else {
+      // Envoy's JSON logs print an operator with no value as null.
+      const v = operator(record, m[1], m[2]);
+      out[key] = v === undefined || v === '' ? null : v;
+    }
   }
   return JSON.stringify(out) + '\n';
 }

@@ -10,6 +10,7 @@
 // plane's CA into the secret store, which serves the SDS names `default` and `ROOTCA` that TLS
 // settings refer to. Config naming them is refused (NACK) when there is no agent, and the proxy is
 // not ready until the secrets it needs are there.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as net from 'node:net';
@@ -34,6 +35,7 @@ import type { HttpRuntime } from './http/http-stream';
 import { ListenerManager } from './listener/listener-manager';
 import type { Destination } from './listener/listener-server';
 import { ProxyStats } from './stats';
+import { ProxyTelemetry } from './telemetry/proxy-telemetry';
 import { ClusterManager } from './upstream/cluster-manager';
 import { XdsClient, type ReceivedResource } from './xds-client';
 
@@ -105,6 +107,8 @@ export interface ProxyOptions {
   originalDestination?: (socket: net.Socket) => Destination | undefined;
   /** Random source for routing decisions (tests). */
   random?: () => number;
+  /** Istio's standard metrics and metadata exchange (default true); false: neither (benchmarks). */
+  telemetry?: boolean;
 }
 
 export interface RunningProxy {
@@ -168,6 +172,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   }
   const clusters = new ClusterManager(random, secureContexts);
   const accessLogs = new AccessLogWriters();
+  const telemetry =
+    options.telemetry === false
+      ? undefined
+      : new ProxyTelemetry({ node: options.node, clusters, principal: () => secrets?.certificate('default')?.facts.uriSans[0] });
+  stats.istio = telemetry?.metrics;
   const routes = new Map<string, Applied<CompiledRouteConfig>>();
   const listeners = new Map<string, Applied<CompiledListener>>();
   const clusterConfigs = new Map<string, Applied<CompiledCluster>>();
@@ -181,6 +190,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     random,
     logger,
     activeFaults: { count: 0 },
+    telemetry,
   };
   const portOverrides = new Map<number, number>(Object.entries(options.listenerPorts ?? {}).map(([k, v]) => [Number(k), v]));
   if (!portOverrides.has(15001)) portOverrides.set(15001, ports.outbound);
@@ -475,7 +485,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     return closing;
   }
 
-  secrets?.on('update', () => checkReady());
+  secrets?.on('update', (name) => {
+    checkReady();
+    // mutual-TLS xDS waits for the first certificate: connect as soon as it is there.
+    if (name === 'default' && options.xdsMutualTls) xds.retryNow();
+  });
   agent?.start();
   xds.start();
   return {
@@ -507,7 +521,8 @@ function tlsStatLines(listenerManager: ListenerManager): string[] {
   const lines: string[] = [];
   for (const { name, stats } of listenerManager.tlsStats()) {
     const p = `listener.${name}.ssl`;
-    lines.push(`${p}.handshake: ${stats.handshakes}`, `${p}.connection_error: ${stats.connectionErrors}`, `${p}.fail_verify_no_cert: ${stats.noCertificate}`);
+    lines.push(`${p}.handshake: ${stats.handshakes}`, `${p}.session_reused: ${stats.sessionReused}`, `${p}.connection_error: ${stats.connectionErrors}`);
+    lines.push(`${p}.fail_verify_no_cert: ${stats.noCertificate}`);
     lines.push(`${p}.fail_verify_error: ${stats.verifyErrors}`, `${p}.secret_not_ready: ${stats.secretNotReady}`);
   }
   return lines;
@@ -532,7 +547,7 @@ function xdsChannelSecurity(address: string, m: XdsMutualTls, secrets: SecretSto
         return undefined;
       }
       return {
-        key: `${cert.version}:${root.length}`,
+        key: `${cert.version}:${createHash('sha256').update(root).digest('hex')}`,
         credentials: grpc.credentials.createSsl(root, Buffer.from(cert.privateKeyPem), Buffer.from(cert.certChainPem)),
         channelOptions: caChannelOptions(address, m.serverName),
       };

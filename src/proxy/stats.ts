@@ -1,5 +1,7 @@
 // The proxy's counters, kept as plain numbers on the hot path and rendered on demand in Envoy's
-// /stats text form and in Prometheus form (envoy_* names with Envoy's tag labels).
+// /stats text form and in Prometheus form (envoy_* names with Envoy's tag labels, followed by
+// Istio's standard istio_* metrics when telemetry is on).
+import { escapeLabelValue } from './telemetry/istio-metrics';
 import type { ClusterManager } from './upstream/cluster-manager';
 
 export interface HttpStats {
@@ -115,6 +117,8 @@ export class ProxyStats {
   /** Per xDS type (CDS, EDS, LDS, RDS). */
   readonly xds = new Map<string, XdsStats>();
   controlPlaneConnected = false;
+  /** Istio's standard metrics (telemetry/istio-metrics.ts), appended to the Prometheus output. */
+  istio: { renderPrometheus(): string } | undefined = undefined;
 
   http(prefix: string): HttpStats {
     let s = this.httpByPrefix.get(prefix);
@@ -211,7 +215,7 @@ export class ProxyStats {
     const series = new Map<string, string[]>();
     const add = (name: string, labels: Record<string, string>, value: number) => {
       const l = Object.entries(labels)
-        .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)
+        .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
         .join(',');
       const list = series.get(name) ?? [];
       list.push(`${name}{${l}} ${value}`);
@@ -241,6 +245,6 @@ export class ProxyStats {
         /_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$/.test(name);
       out.push(`# TYPE ${name} ${counter ? 'counter' : 'gauge'}`, ...lines);
     }
-    return out.join('\n') + '\n';
+    return out.join('\n') + '\n' + (this.istio?.renderPrometheus() ?? '');
   }
 }

@@ -252,6 +252,14 @@ export class XdsClient {
     this.options.onConnectionChange?.(up);
   }
 
+  /** Connects now if the client is waiting to reconnect (e.g. the certificate it waited for arrived). */
+  retryNow(): void {
+    if (this.closed || this.stream || !this.retryTimer) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.connect();
+  }
+
   private scheduleReconnect(): void {
     if (this.retryTimer || this.closed) return;
     const jitter = 1 + (Math.random() * 0.4 - 0.2);

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log/logger';
 import { startProxy, type RunningProxy } from '../../src/proxy/proxy';
+import { SecretStore } from '../../src/proxy/identity/secret-store';
+import { createTestCa } from '../support/test-ca';
 import { TypeUrl } from '../../src/xds/protos';
 import { parseProxyNode, translateForProxy } from '../../src/xds/translate';
 import { AdsTestClient, sidecarNodeId } from '../support/ads-client';
@@ -94,8 +96,15 @@ describe('weft proxy-status and proxy-config', () => {
   });
 
   it('prints a real proxy’s clusters, listeners, routes and endpoints as istioctl does', async () => {
+    // The translator's config names the mesh identity (SDS default/ROOTCA): one from a test CA.
+    const ca = await createTestCa();
+    const identity = await ca.issueWorkload('bookinfo-productpage');
+    const secrets = new SecretStore();
+    secrets.setTrustedCa('ROOTCA', ca.rootPem);
+    secrets.setCertificate('default', identity.certPem, identity.keyPem);
     proxy = await startProxy({
       xdsAddress: xds(),
+      secrets,
       node: { id: sidecarNodeId('127.0.0.1', 'productpage-v1'), metadata: nodeMetadata('productpage-v1', '127.0.0.1') },
       bindAddress: '127.0.0.1',
       ports: { outbound: 0, inbound: 0, admin: 0, stats: 0, health: 0 },
@@ -176,7 +185,7 @@ describe('weft proxy-status and proxy-config', () => {
     const nowhere = await mesh.weft(['proxy-config', 'listeners', 'sidecar~127.0.99.7']);
     assert.equal(nowhere.code, 1);
     assert.match(nowhere.stderr, /cannot reach the admin endpoint of proxy sidecar~127\.0\.99\.7~ratings-v1\S* at 127\.0\.99\.7:15000: connection refused \(hint: .*--admin HOST:PORT\)/);
-    const usage = await mesh.weft(['proxy-config', 'secrets', 'x']);
+    const usage = await mesh.weft(['proxy-config', 'frobnicate', 'x']);
     assert.equal(usage.code, 2);
   });
 

@@ -25,6 +25,7 @@ const API_VERSIONS: Record<ResourceKind, string> = {
   PeerAuthentication: 'security.istio.io/v1',
   AuthorizationPolicy: 'security.istio.io/v1',
   RequestAuthentication: 'security.istio.io/v1',
+  Telemetry: 'telemetry.istio.io/v1',
 };
 
 /** A resource of `kind` in `namespace/name` form (namespace defaults to `default`). */

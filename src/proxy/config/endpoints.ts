@@ -1,5 +1,6 @@
 // ClusterLoadAssignment (EDS, or a cluster's inline load_assignment) -> CompiledLoadAssignment.
 import type { CompiledEndpoint, CompiledLoadAssignment, HealthStatus } from './model';
+import { endpointPeer } from '../telemetry/peer-metadata';
 import type { TransportSocketMetadata } from './upstream-tls';
 import { join, Problems, wrapped, type Json, type Validation } from './validation';
 
@@ -64,6 +65,7 @@ export function compileLoadAssignmentInto(
       const ep = join(join(gp, 'lb_endpoints'), ei);
       problems.fields(e, ep, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
       const endpointMatch = transportSocketMatchMetadata(e.metadata, problems, join(ep, 'metadata'));
+      const peer = endpointPeer((e.metadata as Json | undefined)?.filter_metadata);
       const endpoint = (e.endpoint ?? {}) as Json;
       problems.fields(endpoint, join(ep, 'endpoint'), ['address', 'hostname'], ['health_check_config', 'additional_addresses']);
       const addr = socketAddress(endpoint.address, problems, join(ep, 'endpoint.address'));
@@ -81,6 +83,7 @@ export function compileLoadAssignmentInto(
         locality,
         priority,
         ...(endpointMatch || localityMatch ? { transportSocketMetadata: { endpoint: endpointMatch, locality: localityMatch } as TransportSocketMetadata } : {}),
+        ...(peer ? { peer } : {}),
       });
     });
   });

@@ -14,13 +14,13 @@ import type {
   FilterChainMatch,
   HttpConnectionManagerConfig,
   TcpProxyConfig,
+  TrafficDirection,
 } from './model';
 import { compileRouteConfig } from './route-config';
 import { anyIsDecoded, anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-const RAW_BUFFER = 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
 const FILE_ACCESS_LOG = 'envoy.extensions.access_loggers.file.v3.FileAccessLog';
 const STDOUT_ACCESS_LOG = 'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 const STDERR_ACCESS_LOG = 'envoy.extensions.access_loggers.stream.v3.StderrAccessLog';
@@ -346,7 +346,7 @@ function compileTcpProxy(t: Json, problems: Problems, path: string): TcpProxyCon
   };
 }
 
-function compileFilterChain(fc: Json, problems: Problems, path: string, version: string): CompiledFilterChain | undefined {
+function compileFilterChain(fc: Json, problems: Problems, path: string, version: string, direction?: TrafficDirection): CompiledFilterChain | undefined {
   problems.fields(fc, path, ['filter_chain_match', 'filters', 'name', 'transport_socket'], ['metadata', 'transport_socket_connect_timeout']);
   const tls = compileDownstreamTransportSocket(fc.transport_socket, problems, join(path, 'transport_socket'));
   if (fc.use_proxy_proto) problems.add(join(path, 'use_proxy_proto'), 'PROXY protocol is not supported');
@@ -374,6 +374,7 @@ function compileFilterChain(fc: Json, problems: Problems, path: string, version:
     if (filters.length === 0) problems.add(join(path, 'filters'), 'a filter chain needs a terminal filter (http_connection_manager or tcp_proxy)');
     return undefined;
   }
+  if (direction) terminal.trafficDirection = direction;
   if (networkRbac.length) {
     // Evaluated by tcp_proxy when it accepts the connection; HTTP chains use the HTTP RBAC filter.
     if (terminal.kind === 'tcp') terminal.rbac = networkRbac;
@@ -438,13 +439,14 @@ export function compileListener(raw: Json, version: string): Validation<Compiled
     if (kind) inspectors.add(kind);
     else problems.add(p, `listener filter "${f.name}" is not supported by the Weft proxy`);
   });
+  const direction = raw.traffic_direction === 'INBOUND' || raw.traffic_direction === 'OUTBOUND' ? (raw.traffic_direction as TrafficDirection) : undefined;
   const filterChains: CompiledFilterChain[] = [];
   ((raw.filter_chains ?? []) as Json[]).forEach((fc, i) => {
-    const c = compileFilterChain(fc, problems, join('filter_chains', i), version);
+    const c = compileFilterChain(fc, problems, join('filter_chains', i), version, direction);
     if (c) filterChains.push(c);
   });
   const defaultFilterChain = raw.default_filter_chain
-    ? compileFilterChain(raw.default_filter_chain, problems, 'default_filter_chain', version)
+    ? compileFilterChain(raw.default_filter_chain, problems, 'default_filter_chain', version, direction)
     : undefined;
   if (filterChains.length === 0 && !defaultFilterChain && !raw.use_original_dst) {
     problems.add('filter_chains', 'a listener needs at least one filter chain');

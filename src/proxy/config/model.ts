@@ -6,6 +6,7 @@ import type { NetworkRbacConfig, RbacFilterSettings } from './rbac';
 import type { DownstreamTlsSettings } from './downstream-tls';
 import type { TransportSocketMatch, TransportSocketMetadata, UpstreamTlsSettings } from './upstream-tls';
 import type { Json } from './validation';
+import type { EndpointPeer } from '../telemetry/peer-metadata';
 
 // ---------------------------------------------------------------------------------------------
 // Requests as the matchers see them
@@ -324,7 +325,12 @@ export interface HttpConnectionManagerConfig {
   /** path_with_escaped_slashes_action (%2F, %5C); absent: KEEP_UNCHANGED. */
   escapedSlashes?: 'keep' | 'reject' | 'redirect' | 'forward';
   accessLogs: readonly AccessLogConfig[];
+  /** The listener's traffic_direction (which side reports Istio's metrics); undefined: UNSPECIFIED. */
+  trafficDirection?: TrafficDirection;
 }
+
+/** Envoy's listener traffic_direction (UNSPECIFIED is left undefined). */
+export type TrafficDirection = 'INBOUND' | 'OUTBOUND';
 
 export interface AccessLogConfig {
   path: string;
@@ -343,6 +349,8 @@ export interface TcpProxyConfig {
   accessLogs: readonly AccessLogConfig[];
   /** Network RBAC filters ahead of tcp_proxy, evaluated in order when a connection is accepted. */
   rbac?: readonly NetworkRbacConfig[];
+  /** The listener's traffic_direction; undefined: UNSPECIFIED. */
+  trafficDirection?: TrafficDirection;
 }
 
 export interface CompiledFilterChain {
@@ -441,6 +449,8 @@ export interface CompiledEndpoint {
   priority: number;
   /** `envoy.transport_socket_match` metadata of the endpoint and of its locality. */
   transportSocketMetadata?: TransportSocketMetadata;
+  /** Istio's endpoint metadata (`istio.workload`, tlsMode): who the endpoint is, for telemetry. */
+  peer?: EndpointPeer;
 }
 
 export interface CompiledLoadAssignment {

@@ -188,6 +188,7 @@ export class Forwarder {
     const up = s.exchange.upgradeProtocol;
     if (up && (up === 'websocket' ? s.hcm.websocket || a.upgrades.has('websocket') : a.upgrades.has(up))) this.request.upgrade = up;
     if (s.hcm.useRemoteAddress && !s.hcm.skipXffAppend && s.remoteAddress) appendHeader(h, 'x-forwarded-for', s.remoteAddress, ',');
+    s.runtime.telemetry?.onUpstreamRequest(s, h);
     // Body: replayable when a retry or a mirror may need it again.
     const body = s.exchange.body;
     if (body) {
@@ -273,6 +274,7 @@ export class Forwarder {
     this.current = attempt;
     s.attempts++;
     if (s.vh?.includeAttemptCount) this.request.headers['x-envoy-attempt-count'] = String(s.attempts);
+    s.runtime.telemetry?.onUpstreamAttempt(s, host, this.request.headers);
     if (this.replay) {
       try {
         this.request.body = this.replay.reader(true) as Buffer | Readable;
@@ -396,8 +398,10 @@ export class Forwarder {
     if (this.retryCounted && status < 500) this.cluster.stats.upstream_rq_retry_success++;
     this.responded = true;
     s.upstreamHost = a.host.key;
+    s.upstreamEndpoint = a.host;
     s.status = status;
     s.details = 'via_upstream';
+    if (s.grpc) readGrpcStatus(s, headers);
     const serviceTime = Math.round(performance.now() - a.startHr);
     s.upstreamServiceTimeMs = serviceTime;
     let list = headers;
@@ -418,6 +422,7 @@ export class Forwarder {
     a.perTryTimer = null;
     this.responded = true;
     s.upstreamHost = a.host.key;
+    s.upstreamEndpoint = a.host;
     s.status = status;
     s.details = 'via_upstream';
     if (!s.exchange.upgrade) {
@@ -442,6 +447,7 @@ export class Forwarder {
 
   onEnd(a: Attempt, trailers: string[] | null): void {
     this.endAttempt(a, { status: a.status });
+    if (trailers && this.s.grpc) readGrpcStatus(this.s, trailers);
     this.s.exchange.end(trailers);
     this.complete(a.status);
   }
@@ -484,6 +490,7 @@ export class Forwarder {
         // A failed TLS handshake (bad SAN, unknown CA, missing SDS secret) is named as Envoy's
         // "transport failure reason", in the body and in the details (no spaces there).
         const tls = failure.detail.startsWith('TLS error: ') ? failure.detail.slice('TLS error: '.length) : undefined;
+        if (tls) s.upstreamTransportFailureReason = failure.detail;
         s.localReply(503, {
           flag: 'UF',
           details: tls ? `upstream_reset_before_response_started{connection_failure|TLS_error:_${tls.replace(/\s+/g, '_')}}` : 'upstream_reset_before_response_started{connection_failure}',
@@ -626,6 +633,12 @@ export function rewritePrefix(path: string, kind: string, matched: string, rewri
   else if (kind === 'any') out = rewrite + path;
   else out = rewrite + query;
   return out === '' || out[0] === '?' ? '/' + out : out;
+}
+
+/** grpc-status of a response's headers (trailers-only) or trailers, for the metrics. */
+function readGrpcStatus(s: HttpStream, list: readonly string[]): void {
+  const v = getHeader(list, 'grpc-status');
+  if (v !== undefined && /^\d+$/.test(v)) s.grpcStatus = Number(v);
 }
 
 function appendHeader(h: HeaderMap, name: string, value: string, sep = ','): void {

@@ -27,12 +27,14 @@ import { formatAccessLog, formatJsonAccessLog } from '../access-log';
 import type { Logger } from '../../log/logger';
 import type { ProxyStats, HttpStats } from '../stats';
 import type { ClusterManager } from '../upstream/cluster-manager';
+import type { Host } from '../upstream/host';
+import type { ProxyTelemetry } from '../telemetry/proxy-telemetry';
 import type { Exchange } from './exchange';
 import { Forwarder, rewritePrefix } from './forwarder';
 import { applyResponseEdits, setHeader } from './header-mutation';
 import { applyJwtAuthn } from './jwt-authn-filter';
 import { applyRbac } from './rbac-filter';
-import { GrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
+import { GrpcStatus, httpToGrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
 import { parseQuery, selectRoute } from './route-matching';
 
 /**
@@ -52,6 +54,8 @@ export interface HttpRuntime {
   activeFaults: { count: number };
   /** Remote JWKS of jwt_authn providers, shared by every config generation (created on first use). */
   jwks?: JwksCache;
+  /** Istio metrics and metadata exchange; absent when telemetry is off. */
+  telemetry?: ProxyTelemetry;
 }
 
 export class HttpStream implements RequestView {
@@ -75,7 +79,7 @@ export class HttpStream implements RequestView {
   private clientAddressCache: string | undefined;
 
   readonly startTime = Date.now();
-  private readonly startHr = performance.now();
+  readonly startHr = performance.now();
   readonly httpStats: HttpStats;
   readonly grpc: boolean;
   readonly flags: ResponseFlag[] = [];
@@ -94,6 +98,12 @@ export class HttpStream implements RequestView {
   attempts = 0;
   upstreamServiceTimeMs?: number;
   bodyBytes = 0;
+  // For telemetry/: peer metadata headers seen each way, the endpoint that answered, gRPC status.
+  downstreamPeer: string | undefined = undefined;
+  upstreamPeer: string | undefined = undefined;
+  upstreamEndpoint: Host | undefined = undefined;
+  grpcStatus: number | undefined = undefined;
+  upstreamTransportFailureReason: string | undefined = undefined;
   private forwarder: Forwarder | null = null;
   private faultTimer: NodeJS.Timeout | null = null;
   private faultActive = false;
@@ -458,7 +468,7 @@ export class HttpStream implements RequestView {
    * first, so the least specific wins on conflicts, Envoy's default), filter additions, server.
    */
   finalizeResponseHeaders(list: string[]): string[] {
-    let out = list;
+    let out = this.runtime.telemetry ? this.runtime.telemetry.onResponseHeaders(this, list) : list;
     const levels = [this.choice?.responseHeaders, this.route?.responseHeaders, this.vh?.responseHeaders, this.rc?.responseHeaders];
     if (this.rc?.mostSpecificHeaderMutationsWins) levels.reverse();
     for (const edits of levels) if (edits) out = applyResponseEdits(out, edits, this);
@@ -490,12 +500,13 @@ export class HttpStream implements RequestView {
     // gRPC clients get trailers-only replies with a grpc-status; a grpc abort of the fault filter
     // on a non-gRPC request answers 200 as Envoy does.
     const grpc = this.grpc || o.grpcStatus !== undefined;
+    if (grpc) this.grpcStatus = o.grpcStatus ?? (o.flag === 'UT' ? GrpcStatus.DEADLINE_EXCEEDED : httpToGrpcStatus(status));
     sendLocalReply(this.exchange, {
       status,
       body: o.body,
       headers,
       grpc,
-      grpcStatus: o.grpcStatus ?? (o.flag === 'UT' ? GrpcStatus.DEADLINE_EXCEEDED : undefined),
+      grpcStatus: this.grpcStatus,
       head: this.method === 'HEAD',
     });
     this.finish(grpc ? 200 : status);
@@ -530,6 +541,7 @@ export class HttpStream implements RequestView {
     else if (status >= 100) s.downstream_rq_1xx++;
     const stats = this.runtime.stats;
     for (const f of this.flags) stats.flag(f);
+    this.runtime.telemetry?.recordHttp(this);
     const logs = this.hcm.accessLogs;
     if (logs.length === 0 && !this.runtime.onRequest) return;
     const record = this.record();
@@ -566,7 +578,13 @@ export class HttpStream implements RequestView {
       forwardedFor: typeof xff === 'string' ? xff : undefined,
       upstreamServiceTimeMs: this.upstreamServiceTimeMs,
       downstreamRemoteAddress: this.remoteAddress,
+      downstreamRemotePort: this.exchange.remotePort,
       downstreamLocalAddress: this.exchange.localAddress,
+      downstreamLocalPort: this.exchange.localPort,
+      requestedServerName: this.tls?.serverName,
+      downstreamPeerUriSan: this.tls?.peerUriSans[0],
+      upstreamPeerUriSan: this.upstreamEndpoint && this.runtime.telemetry?.upstreamPeerPrincipal(this.upstreamEndpoint),
+      upstreamTransportFailureReason: this.upstreamTransportFailureReason,
       rbacAudit: this.dynamicMetadata?.get('envoy.common')?.access_log_hint === true ? true : undefined,
       dynamicMetadata: this.dynamicMetadata ?? undefined,
     };

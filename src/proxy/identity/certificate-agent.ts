@@ -50,6 +50,8 @@ export interface AgentStatus {
 
 class CertificateRejected extends Error {}
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class CertificateAgent {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -87,10 +89,11 @@ export class CertificateAgent {
   private schedule(delayMs: number): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
+    // Node fires longer timers at once; a long-lived certificate is then renewed early instead.
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.renew();
-    }, Math.max(0, delayMs));
+    }, Math.min(Math.max(0, delayMs), MAX_TIMER_MS));
     this.timer.unref();
   }
 

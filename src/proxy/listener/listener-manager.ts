@@ -99,7 +99,7 @@ export class ListenerManager {
 
   /** Downstream TLS counters per bound listener (only listeners that terminated TLS). */
   tlsStats(): { name: string; stats: DownstreamTlsStats }[] {
-    return [...this.servers.entries()].filter(([, s]) => s.tlsStats.handshakes + s.tlsStats.connectionErrors + s.tlsStats.noCertificate + s.tlsStats.secretNotReady > 0).map(([name, s]) => ({ name, stats: s.tlsStats }));
+    return [...this.servers.entries()].filter(([, s]) => Object.values(s.tlsStats).some((v) => v > 0)).map(([name, s]) => ({ name, stats: s.tlsStats }));
   }
 
   drain(): void {

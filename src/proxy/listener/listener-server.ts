@@ -289,11 +289,18 @@ export class ListenerServer {
       this.h2.emit('connection', socket);
       return;
     }
-    // No h2 by ALPN: HTTP/1.x, or h2 with prior knowledge ("PRI" is no HTTP/1 method).
+    if (socket.alpnProtocol === 'http/1.1') {
+      this.h1.emit('connection', socket);
+      return;
+    }
+    // ALPN said nothing we serve (none, or Istio's names): HTTP/1.x, or h2 with prior knowledge
+    // ("PRI" is no HTTP/1 method), told apart by the first decrypted bytes.
     let buffered: Buffer | null = null;
+    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       buffered = buffered ? Buffer.concat([buffered, chunk]) : chunk;
       if (buffered.length < 3 && buffered.equals(H2_PREFACE.subarray(0, buffered.length))) return;
+      clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
       socket.unshift(buffered);
@@ -307,6 +314,7 @@ export class ListenerServer {
       }
     };
     socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /** The listener whose chains serve `dest`: this one, or a bind_to_port=false one for it. */
@@ -447,6 +455,7 @@ export class ListenerServer {
       normalizePath: false,
       mergeSlashes: false,
       accessLogs: tcp.accessLogs,
+      trafficDirection: tcp.trafficDirection,
     };
     this.synthesized.set(chain, hcm);
     return hcm;

@@ -12,6 +12,8 @@ import type { SecureContextCache } from '../identity/secure-contexts';
 /** What went wrong with downstream TLS, for stats and logs (Envoy's ssl.* counters). */
 export interface DownstreamTlsStats {
   handshakes: number;
+  /** Handshakes that resumed a session (TLS 1.3 tickets). */
+  sessionReused: number;
   connectionErrors: number;
   /** Client gave no certificate where one was required. */
   noCertificate: number;
@@ -22,7 +24,7 @@ export interface DownstreamTlsStats {
 }
 
 export function newDownstreamTlsStats(): DownstreamTlsStats {
-  return { handshakes: 0, connectionErrors: 0, noCertificate: 0, verifyErrors: 0, secretNotReady: 0 };
+  return { handshakes: 0, sessionReused: 0, connectionErrors: 0, noCertificate: 0, verifyErrors: 0, secretNotReady: 0 };
 }
 
 const HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -53,6 +55,7 @@ export class TlsTerminator {
     });
     this.server.on('secureConnection', (socket: tls.TLSSocket) => {
       this.stats.handshakes++;
+      if (socket.isSessionReused()) this.stats.sessionReused++;
       socket.on('error', () => undefined);
       if (!this.clientAccepted(socket)) {
         this.stats.verifyErrors++;

@@ -1,7 +1,9 @@
 // Envoy's tcp_proxy network filter: the network RBAC filters ahead of it decide first (a denied
 // connection is closed), then pick a cluster (or a weighted one), a host from its load balancer,
 // connect (retrying up to max_connect_attempts), then pipe bytes both ways with half-close, an
-// idle timeout, and an access log record when the connection ends.
+// idle timeout, and an access log record when the connection ends. With telemetry on, Istio's
+// TCP metrics, and Istio's metadata exchange preamble on mesh mTLS connections that negotiated
+// `istio-peer-exchange` (both ends: telemetry/tcp-peer-exchange.ts).
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +13,8 @@ import { addressBytes, evaluateRbac, rbacDeniedDetails, type AuthzSubject, type 
 import { formatAccessLog, formatJsonAccessLog, type RequestRecord } from '../access-log';
 import type { HttpRuntime } from '../http/http-stream';
 import { COMMON_METADATA, rbacCounters, shadowMetadata } from '../http/rbac-filter';
-import { downstreamTlsInfo } from '../listener/downstream-tls-info';
+import { downstreamTlsInfo, parseSubjectAltNames } from '../listener/downstream-tls-info';
+import { PEER_EXCHANGE_ALPN, PeerPreambleReader } from '../telemetry/tcp-peer-exchange';
 import { murmur3 } from '../upstream/hash';
 import type { Host } from '../upstream/host';
 
@@ -114,6 +117,14 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
     clusterName = config.weighted.names[i];
   }
   const cluster = clusterName ? runtime.clusters.get(clusterName) : undefined;
+  const downstreamTls = downstream instanceof net.Socket ? downstreamTlsInfo(downstream) : undefined;
+  const tel = runtime.telemetry?.tcpConnection(config.trafficDirection === 'INBOUND', clusterName, downstreamTls);
+  // Server side of Istio's TCP metadata exchange: the client's preamble comes first on the wire.
+  const fromPeer = tel?.inbound && (downstream as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN ? new PeerPreambleReader() : undefined;
+  let preambleSent = false;
+  const logged = config.accessLogs.length > 0 || runtime.onRequest !== undefined;
+  let upstreamLocalAddress: string | undefined;
+  let upstreamPeerUriSan: string | undefined;
   const flags: string[] = [];
   let upstream: net.Socket | null = null;
   let upstreamHost: string | undefined;
@@ -133,6 +144,7 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
     stats.downstream_cx_tx_bytes_total += tx;
     if (countedActive && cluster) cluster.counters.activeRequests--;
     for (const f of flags) runtime.stats.flag(f);
+    tel?.close(flags);
     if (config.accessLogs.length === 0 && !runtime.onRequest) return;
     const record: RequestRecord = {
       startTime,
@@ -151,7 +163,13 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
       bytesReceived: rx,
       bytesSent: tx,
       downstreamRemoteAddress: downstream.remoteAddress ?? '',
+      downstreamRemotePort: (downstream as net.Socket).remotePort,
       downstreamLocalAddress: downstream.localAddress ?? '',
+      downstreamLocalPort: (downstream as net.Socket).localPort,
+      upstreamLocalAddress,
+      requestedServerName: ctx.serverName ?? downstreamTls?.serverName,
+      downstreamPeerUriSan: downstreamTls?.peerUriSans[0],
+      upstreamPeerUriSan,
       rbacAudit: metadata?.get(COMMON_METADATA)?.access_log_hint === true ? true : undefined,
       dynamicMetadata: metadata,
     };
@@ -240,23 +258,84 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
       upstream = socket;
       upstreamHost = host.key;
       cluster.stats.upstream_rq_total++;
+      if (logged) {
+        upstreamLocalAddress = socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : undefined;
+        if (tlsOptions) upstreamPeerUriSan = parseSubjectAltNames((socket as tls.TLSSocket).getPeerCertificate().subjectaltname).find((s) => s.type === 'URI')?.value;
+      }
+      // Client side of Istio's TCP metadata exchange: our preamble goes first, the server's is
+      // read off the front of what comes back.
+      let fromUpstreamPeer: PeerPreambleReader | undefined;
+      if (tel) {
+        tel.upstreamHost = host;
+        if (!tel.inbound && tlsOptions && (socket as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN) {
+          socket.write(tel.preamble);
+          fromUpstreamPeer = new PeerPreambleReader();
+        } else if (!fromPeer) tel.open();
+      }
       ctx.onUpstreamConnected?.();
       if (ctx.head && ctx.head.length) {
         rx += ctx.head.length;
+        tel?.received(ctx.head.length);
         socket.write(ctx.head);
       }
-      downstream.on('data', (c: Buffer) => {
+      const toUpstream = (c: Buffer) => {
         rx += c.length;
+        tel?.received(c.length);
         if (!socket.write(c)) downstream.pause();
+      };
+      downstream.on('data', (c: Buffer) => {
+        if (fromPeer && !fromPeer.done) {
+          c = fromPeer.push(c);
+          if (fromPeer.done) {
+            tel!.peer = fromPeer.peer;
+            // Answer a client that sent its preamble (and only such a client) with ours.
+            if (fromPeer.peer && !preambleSent) {
+              preambleSent = true;
+              downstream.write(tel!.preamble);
+            }
+            tel!.open();
+          }
+          if (c.length === 0) return;
+        }
+        toUpstream(c);
       });
       socket.on('drain', () => downstream.resume());
-      downstream.once('end', () => socket.end());
-      socket.on('data', (c: Buffer) => {
+      downstream.once('end', () => {
+        if (fromPeer && !fromPeer.done) {
+          const rest = fromPeer.flush();
+          if (rest.length) toUpstream(rest);
+        }
+        socket.end();
+      });
+      const toDownstream = (c: Buffer) => {
         tx += c.length;
+        tel?.sent(c.length);
         if (!downstream.write(c)) socket.pause();
+      };
+      socket.on('data', (c: Buffer) => {
+        if (fromUpstreamPeer && !fromUpstreamPeer.done) {
+          c = fromUpstreamPeer.push(c);
+          if (fromUpstreamPeer.done) {
+            tel!.peer = fromUpstreamPeer.peer;
+            tel!.open();
+          }
+          if (c.length === 0) return;
+        }
+        // Istio's server writes its preamble before the first byte it sends, if it has not yet.
+        if (fromPeer && !fromPeer.done && !preambleSent) {
+          preambleSent = true;
+          downstream.write(tel!.preamble);
+        }
+        toDownstream(c);
       });
       downstream.on('drain', () => socket.resume());
-      socket.once('end', () => downstream.end());
+      socket.once('end', () => {
+        if (fromUpstreamPeer && !fromUpstreamPeer.done) {
+          const rest = fromUpstreamPeer.flush();
+          if (rest.length) toDownstream(rest);
+        }
+        downstream.end();
+      });
       downstream.resume();
       if (config.idleTimeoutMs > 0) {
         let lastRx = -1;

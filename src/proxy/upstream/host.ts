@@ -5,6 +5,7 @@
 import * as net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { CompiledEndpoint, HealthStatus } from '../config/model';
+import type { EndpointPeer } from '../telemetry/peer-metadata';
 import { Http1Connector, upstreamClientTls, type PoolSettings } from './http1-connector';
 import { Http2Connector } from './http2-connector';
 import type { EndpointConnector } from './upstream-call';
@@ -28,6 +29,8 @@ export class Host {
   locality?: string;
   priority: number;
   hostname?: string;
+  /** Who the endpoint is (EDS metadata), for telemetry and metadata exchange. */
+  peer?: EndpointPeer;
   /** In-flight requests. */
   active = 0;
   readonly stats: HostStats = { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxConnectFail: 0 };
@@ -45,7 +48,7 @@ export class Host {
   constructor(
     readonly address: string,
     readonly port: number,
-    endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname'>,
+    endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer'>,
     readonly pool: PoolSettings,
   ) {
     this.key = endpointKey(address, port);
@@ -54,6 +57,7 @@ export class Host {
     this.locality = endpoint.locality;
     this.priority = endpoint.priority;
     this.hostname = endpoint.hostname;
+    this.peer = endpoint.peer;
   }
 
   /** EDS health: UNHEALTHY, DRAINING and TIMEOUT hosts take no new requests. */
@@ -65,12 +69,13 @@ export class Host {
     return this.ejectedUntil > now;
   }
 
-  update(endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname'>): void {
+  update(endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer'>): void {
     this.weight = endpoint.weight;
     this.health = endpoint.health;
     this.locality = endpoint.locality;
     this.priority = endpoint.priority;
     this.hostname = endpoint.hostname;
+    this.peer = endpoint.peer;
   }
 
   connector(protocol: 'http1' | 'http2'): EndpointConnector {
