@@ -25,6 +25,7 @@ Options:
       --workload NAME    WorkloadEntry to run as
   -n, --namespace NS     its namespace (default "default")
       --xds HOST:PORT    control plane xDS address (default 127.0.0.1:15012, mutual TLS)
+      --xds-auth MODE    mutual-tls | none (default mutual-tls on port 15012, else none)
       --state-dir DIR    the control plane's state directory: mesh root and bootstrap token
                          (default $WEFT_STATE_DIR or .weft/state)
 ${CONTROL_HELP}
@@ -61,6 +62,7 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
       namespace: { type: 'string', short: 'n', default: 'default' },
       xds: { type: 'string', default: '127.0.0.1:15012' },
       'state-dir': { type: 'string' },
+      'xds-auth': { type: 'string' },
       ...CONTROL_OPTION,
     },
     RUN_USAGE,
@@ -72,6 +74,7 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
   );
   const proxyArgs = [WEFT, 'proxy', '--workload', values.workload, '-n', values.namespace!, '--xds', values.xds!, '--control', control.address.text];
   if (values['state-dir']) proxyArgs.push('--state-dir', values['state-dir']);
+  if (values['xds-auth']) proxyArgs.push('--xds-auth', values['xds-auth']);
   const appAddress = appAddressFor(workload.address);
   const sidecar = spawn(process.execPath, proxyArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
   const sidecarExit = exitOf(sidecar);

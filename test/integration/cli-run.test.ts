@@ -77,13 +77,23 @@ function weftAsync(args: string[]): Promise<{ status: number | null; stdout: str
 
 describe('weft run', () => {
   let dir: string;
+  let stateDir: string;
   let cp: ControlPlane;
   let echo: http.Server;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-run-'));
     fs.writeFileSync(path.join(dir, 'mesh.yaml'), CONFIG);
-    cp = new ControlPlane({ configDir: dir, xdsAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', logger: silentLogger, pushDebounceMs: 10 });
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-run-state-'));
+    cp = new ControlPlane({
+      configDir: dir,
+      stateDir,
+      xdsAddress: '127.0.0.1:0',
+      secureXdsAddress: '127.0.0.1:0',
+      httpAddress: '127.0.0.1:0',
+      logger: silentLogger,
+      pushDebounceMs: 10,
+    });
     await cp.start();
     echo = http.createServer((req, res) => res.end(`echo saw ${req.url} routed-by=${req.headers['x-routed-by']}`));
     await new Promise<void>((resolve) => echo.listen(8080, '127.0.31.1', resolve));
@@ -93,12 +103,16 @@ describe('weft run', () => {
     await new Promise((resolve) => echo.close(resolve));
     await cp.stop(100);
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
   it("runs the user's app beside its sidecar, which routes by mesh name per the VirtualService", async () => {
     const child = spawn(
       process.execPath,
-      [WEFT, 'run', '--workload', 'client-v1', '--xds', `127.0.0.1:${cp.xdsPort}`, '--control', `127.0.0.1:${cp.httpPort}`, '--', process.execPath, '-e', APP],
+      [
+        WEFT, 'run', '--workload', 'client-v1', '--xds', `127.0.0.1:${cp.secureXdsPort}`, '--xds-auth', 'mutual-tls', '--state-dir', stateDir,
+        '--control', `127.0.0.1:${cp.httpPort}`, '--', process.execPath, '-e', APP,
+      ],
       { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -116,7 +130,8 @@ describe('weft run', () => {
     const answer = JSON.parse(stdout.trim().split('\n').filter((l) => l.startsWith('{"status"')).pop()!);
     assert.equal(answer.status, 200);
     assert.equal(answer.body, 'echo saw /hello routed-by=weft');
-    assert.equal(answer.bind, '127.0.31.2');
+    // the app listens on its private address; the sidecar owns the workload address
+    assert.equal(answer.bind, '127.128.31.2');
     // the sidecar it started has stopped with it
     assert.equal(spawnSync('pgrep', ['-f', 'proxy --workload client-v1'], { encoding: 'utf8' }).stdout.trim(), '');
   });

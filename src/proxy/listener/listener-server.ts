@@ -467,7 +467,7 @@ export class ListenerServer {
     if (this.draining) res.shouldKeepAlive = false;
     const hcm = this.hcmFor(req.socket, ['http/1.1']);
     if (!hcm) {
-      noChain(exchange);
+      this.noChain(exchange);
       return;
     }
     new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
@@ -487,7 +487,7 @@ export class ListenerServer {
     const exchange = new Http1Exchange(req, res, protocol === 'websocket' ? { socket, head, protocol } : undefined);
     const hcm = this.hcmFor((req.socket ?? socket) as net.Socket, ['http/1.1']);
     if (!hcm) {
-      noChain(exchange);
+      this.noChain(exchange);
       return;
     }
     new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
@@ -498,7 +498,7 @@ export class ListenerServer {
     const socket = stream.session?.socket as net.Socket | undefined;
     const hcm = socket ? this.hcmFor(socket, ['h2c']) : undefined;
     if (!hcm) {
-      noChain(exchange);
+      this.noChain(exchange);
       return;
     }
     new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
@@ -579,14 +579,23 @@ export class ListenerServer {
     });
   }
 
+  /**
+   * No chain accepts this request's connection any more, e.g. a plaintext keep-alive connection
+   * after PeerAuthentication turned STRICT. Envoy closes such connections, and so do we on bound
+   * listeners, so a policy change cannot be outlived by an open connection; on a capture listener
+   * (HTTP_PROXY clients of 15001) a request-level 404 is kinder and says why.
+   */
+  private noChain(exchange: Http1Exchange | Http2Exchange): void {
+    if (this.isCapture(this.current)) noChainReply(exchange);
+    else exchange.reset();
+  }
+
   activeConnections(): number {
     return this.sockets.size;
   }
 }
 
-function noChain(exchange: Http1Exchange | Http2Exchange): void {
-  // Envoy closes connections no filter chain accepts; a request-level answer is kinder to
-  // forward-proxy clients and says why.
+function noChainReply(exchange: Http1Exchange | Http2Exchange): void {
   sendLocalReply(exchange, {
     status: 404,
     body: 'no filter chain for this destination',
