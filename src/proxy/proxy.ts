@@ -30,11 +30,12 @@ import type { Json, Validation } from './config/validation';
 import { caChannelOptions, CertificateAgent, type AgentStatus } from './identity/certificate-agent';
 import { certsView, SecretStore, secretsConfigDump } from './identity/secret-store';
 import { SecureContextCache } from './identity/secure-contexts';
-import { spiffeId } from './identity/workload-key';
+import { spiffeId } from '../ca/spiffe';
 import type { HttpRuntime } from './http/http-stream';
 import { ListenerManager } from './listener/listener-manager';
 import type { Destination } from './listener/listener-server';
 import { ProxyStats } from './stats';
+import { Tracer } from './tracing/tracer';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry';
 import { ClusterManager } from './upstream/cluster-manager';
 import { XdsClient, type ReceivedResource } from './xds-client';
@@ -181,6 +182,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const listeners = new Map<string, Applied<CompiledListener>>();
   const clusterConfigs = new Map<string, Applied<CompiledCluster>>();
   const endpointRaw = new Map<string, { version: string; raw: Json; lastUpdated: string }>();
+  const tracer = new Tracer({ nodeId: options.node.id, clusters, logger, random });
   const runtime: HttpRuntime = {
     clusters,
     routeConfig: (name) => routes.get(name)?.compiled,
@@ -191,6 +193,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     logger,
     activeFaults: { count: 0 },
     telemetry,
+    tracer,
   };
   const portOverrides = new Map<number, number>(Object.entries(options.listenerPorts ?? {}).map(([k, v]) => [Number(k), v]));
   if (!portOverrides.has(15001)) portOverrides.set(15001, ports.outbound);
@@ -446,7 +449,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     listeners: () => listenerManager.bound(),
     serverInfo: () => ({ version: 'weft/0.1.0', state, node: options.node, uptime_seconds: Math.round(process.uptime()), xds: xds.status(), identity: agent?.status() }),
     certs: () => certsView(secrets),
-    extraStats: () => tlsStatLines(listenerManager),
+    extraStats: () => [...tlsStatLines(listenerManager), ...tracer.statLines()],
     quit: () => void close(5_000),
     drainListeners: () => listenerManager.drain(),
   };
@@ -475,6 +478,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       await listenerManager.close(graceMs);
       clusters.close();
       accessLogs.close();
+      await tracer.close();
       await Promise.all(servers.map((s) => new Promise<void>((r) => {
         s.close(() => r());
         s.closeAllConnections();

@@ -4,8 +4,7 @@
 // certificates that come from somewhere else.
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-import { useNodeCrypto } from '../../src/proxy/identity/workload-key';
+import { x509 } from '../../src/ca/x509';
 
 export interface IssuedCertificate {
   certPem: string;
@@ -47,7 +46,6 @@ function serial(): string {
 }
 
 export async function createTestCa(name = 'weft-test-ca'): Promise<TestCa> {
-  useNodeCrypto();
   const rootKeys = await keyPair();
   const now = Date.now();
   const root = await x509.X509CertificateGenerator.createSelfSigned({

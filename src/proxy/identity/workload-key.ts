@@ -1,23 +1,11 @@
 // The workload's key pair and certificate signing request, made locally so the private key never
 // leaves the proxy (istio-agent does the same): ECDSA P-256, and a PKCS#10 CSR whose only identity
 // is the URI SAN `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`.
-import 'reflect-metadata';
 import { webcrypto, X509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { toPem } from '../../ca/pem';
+import { x509 } from '../../ca/x509';
 
-let providerSet = false;
-
-/** @peculiar/x509 needs a WebCrypto provider; Node's own, set once per process. */
-export function useNodeCrypto(): void {
-  if (providerSet) return;
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-  providerSet = true;
-}
-
-/** Istio's identity form. */
-export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
-}
+export { splitPemCertificates } from '../../ca/pem';
 
 export interface WorkloadKey {
   /** PKCS#8 PEM: what node:tls takes as `key`. */
@@ -28,14 +16,9 @@ export interface WorkloadKey {
 
 const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
-function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
 
 /** A fresh key pair and a CSR for `identity`; every rotation gets a new key. */
 export async function createWorkloadKey(identity: string): Promise<WorkloadKey> {
-  useNodeCrypto();
   const keys = (await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     // Istio's CSRs carry no subject; the identity is the SAN alone.
@@ -70,9 +53,4 @@ export function describeCertificate(pem: string | Buffer): CertificateFacts {
     dnsSans: of('DNS:'),
     subject: (cert.subject ?? '').replace(/\n/g, ','),
   };
-}
-
-/** Splits a PEM bundle into its certificates (each with its END line and a newline). */
-export function splitPemCertificates(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)?.map((c) => c + '\n') ?? [];
 }

@@ -2,6 +2,7 @@
 // the client-side decision per outbound cluster (Istio's cluster_builder buildAutoMtlsSettings):
 // DestinationRule ISTIO_MUTUAL, or auto mTLS by endpoint (transport_socket_matches on the EDS
 // `tlsMode` metadata), or plaintext.
+import { spiffeId } from '../../ca/spiffe';
 import type { ClientTLSSettings } from '../../config/resources';
 import type { MeshEndpoint, MeshService } from '../../registry/types';
 import type { ClusterDiscovery } from './clusters';
@@ -95,10 +96,6 @@ export function istioMtlsSni(host: string, port: number, subset = ''): string {
   return `outbound_.${port}_.${subset}_.${host}`;
 }
 
-/** A workload identity as a SPIFFE URI (Istio's spiffe.MustGenSpiffeURI). */
-export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
-}
 
 /**
  * How a cluster reaches its endpoints with Istio mTLS: `istio` = always (DestinationRule

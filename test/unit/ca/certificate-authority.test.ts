@@ -249,16 +249,6 @@ describe('self-signed CA', () => {
       }
     }
   });
-
-  it('signs in a few milliseconds', async () => {
-    const { csrPem } = await createWorkloadCsr({ uris: [REVIEWS] });
-    await ca.signWorkloadCsr(csrPem, { identity: REVIEWS, ttlSeconds: 60 });
-    const rounds = 50;
-    const started = performance.now();
-    for (let i = 0; i < rounds; i++) await ca.signWorkloadCsr(csrPem, { identity: REVIEWS, ttlSeconds: 60 });
-    const each = (performance.now() - started) / rounds;
-    assert.ok(each < 40, `signing took ${each.toFixed(1)} ms per CSR`);
-  });
 });
 
 function openssl(cwd: string, ...args: string[]): void {
