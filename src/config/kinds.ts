@@ -28,6 +28,7 @@ export const KNOWN_KINDS: readonly KindInfo[] = Object.freeze([
   security('PeerAuthentication', 'peerauthentications', ['pa']),
   security('AuthorizationPolicy', 'authorizationpolicies', ['ap']),
   security('RequestAuthentication', 'requestauthentications', ['ra']),
+  { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], plural: 'telemetries', shortNames: ['telemetry'], namespaced: true },
 ]);
 
 function networking(kind: ResourceKind, plural: string, shortNames: string[]): KindInfo {

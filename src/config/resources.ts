@@ -38,7 +38,8 @@ export type ResourceKind =
   | 'Service'
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
-  | 'RequestAuthentication';
+  | 'RequestAuthentication'
+  | 'Telemetry';
 
 export type SpecOf<K extends ResourceKind> = K extends 'VirtualService'
   ? VirtualServiceSpec
@@ -54,7 +55,9 @@ export type SpecOf<K extends ResourceKind> = K extends 'VirtualService'
             ? SidecarSpec
             : K extends 'Service'
               ? KubeServiceSpec
-              : Record<string, unknown>;
+              : K extends 'Telemetry'
+                ? TelemetrySpec
+                : Record<string, unknown>;
 
 /** Stable identity of a resource: `Kind/namespace/name`. */
 export function resourceKey(r: { kind: string; metadata: { namespace: string; name: string } }): string {
@@ -421,4 +424,56 @@ export interface KubeServiceSpec {
   ports?: KubeServicePort[];
   clusterIP?: string;
   type?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// telemetry.istio.io Telemetry
+
+export interface TelemetryProviderRef {
+  name: string;
+}
+
+export interface TelemetryCustomTag {
+  literal?: { value: string };
+  environment?: { name: string; defaultValue?: string };
+  header?: { name: string; defaultValue?: string };
+}
+
+export type WorkloadMode = 'CLIENT_AND_SERVER' | 'CLIENT' | 'SERVER';
+
+export interface TelemetryTracing {
+  match?: { mode?: WorkloadMode };
+  providers?: TelemetryProviderRef[];
+  randomSamplingPercentage?: number;
+  disableSpanReporting?: boolean;
+  customTags?: Record<string, TelemetryCustomTag>;
+  useRequestIdForTraceSampling?: boolean;
+}
+
+export interface TelemetryAccessLogging {
+  match?: { mode?: WorkloadMode };
+  providers?: TelemetryProviderRef[];
+  disabled?: boolean;
+  filter?: { expression?: string };
+}
+
+export interface TelemetryMetricsOverride {
+  match?: { metric?: string; customMetric?: string; mode?: WorkloadMode };
+  disabled?: boolean;
+  tagOverrides?: Record<string, { operation?: 'UPSERT' | 'REMOVE'; value?: string }>;
+}
+
+export interface TelemetryMetrics {
+  providers?: TelemetryProviderRef[];
+  overrides?: TelemetryMetricsOverride[];
+  reportingInterval?: string;
+}
+
+export interface TelemetrySpec {
+  selector?: { matchLabels?: Record<string, string> };
+  targetRef?: { group?: string; kind: string; name: string };
+  targetRefs?: { group?: string; kind: string; name: string }[];
+  tracing?: TelemetryTracing[];
+  accessLogging?: TelemetryAccessLogging[];
+  metrics?: TelemetryMetrics[];
 }

@@ -15,6 +15,7 @@ import { CertificateAuthority } from '../ca/certificate-authority';
 import { CONTROL_PLANE_DNS_NAMES, ServingCertificate } from '../ca/serving-certificate';
 import { analyzeResources } from '../config/analyze';
 import { FileConfigSource, type FileUpdate } from '../config/file-source';
+import { MeshConfigFile } from '../config/mesh-config';
 import { formatProblem, type ConfigProblem } from '../config/problems';
 import { ConfigStore, isEmptyChange, type StoreChange } from '../config/store';
 import type { Logger } from '../log/logger';
@@ -41,6 +42,11 @@ export interface ControlPlaneOptions {
   httpAddress: string;
   logger: Logger;
   meshConfig?: MeshConfig;
+  /**
+   * Istio's MeshConfig YAML (`weft control --mesh-config`), watched: a valid change is a new
+   * snapshot. Takes the place of `meshConfig`. The control plane does not start on an invalid one.
+   */
+  meshConfigFile?: string;
   historySize?: number;
   pushDebounceMs?: number;
   pushDebounceMaxMs?: number;
@@ -77,6 +83,7 @@ export class ControlPlane {
   readonly metrics = new Registry();
   readonly ads: AdsServer;
   private source?: FileConfigSource;
+  private meshFile?: MeshConfigFile;
   private monitoring?: MonitoringServer;
   private sequence = 0;
   private analysis: ConfigProblem[] = [];
@@ -157,7 +164,7 @@ export class ControlPlane {
   }
 
   get meshConfig(): MeshConfig {
-    return this.options.meshConfig ?? DEFAULT_MESH_CONFIG;
+    return this.meshFile?.current() ?? this.options.meshConfig ?? DEFAULT_MESH_CONFIG;
   }
 
   /** The snapshot proxies are being served, once the first one is built. */
@@ -211,6 +218,7 @@ export class ControlPlane {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
       throw new Error(`config directory ${dir} does not exist (hint: create it, or pass --config-dir)`);
     }
+    if (this.options.meshConfigFile) this.loadMeshConfigFile(this.options.meshConfigFile);
     const stateDir = this.stateDir;
     if (stateDir) {
       // Before the first snapshot, so its WorkloadEntries get their token files.
@@ -230,6 +238,7 @@ export class ControlPlane {
     });
     this.applyFileUpdates(this.source.loadAll(), 'initial load', true);
     this.source.watch();
+    this.meshFile?.watch();
     this.xdsPort = await this.ads.listen(this.options.xdsAddress);
     if (!isLoopbackHost(hostOf(this.options.xdsAddress))) {
       this.logger.warn('plaintext_xds_exposed', {
@@ -268,10 +277,30 @@ export class ControlPlane {
 
   async stop(graceMs = 2000): Promise<void> {
     this.source?.close();
+    this.meshFile?.close();
     this.serving?.close();
     await this.monitoring?.close();
     await this.ads.close(graceMs);
     this.logger.info('control_plane_stopped');
+  }
+
+  /** Reads the mesh config file (throwing with every problem when it is invalid) and keeps it watched. */
+  private loadMeshConfigFile(file: string): void {
+    const meshFile = new MeshConfigFile({
+      file,
+      logger: this.logger,
+      onChange: () => {
+        const empty: StoreChange = { added: [], updated: [], removed: [], rejected: [] };
+        this.publish(`mesh config change: ${path.basename(meshFile.file)}`, empty, { source: 'file' });
+      },
+    });
+    const loaded = meshFile.load();
+    if (!loaded.valid) {
+      const lines = loaded.errors.map((p) => `  ${formatProblem(p)}`).join('\n');
+      throw new Error(`invalid mesh config ${meshFile.file}:\n${lines}\n(hint: fix the file, or start without --mesh-config for the defaults)`);
+    }
+    this.meshFile = meshFile;
+    this.logger.info('mesh_config_loaded', { file: meshFile.file, trustDomain: meshFile.current().trustDomain, rootNamespace: meshFile.current().rootNamespace });
   }
 
   /** The TLS port: the CA service and ADS, both open only to callers with a mesh identity. */

@@ -23,7 +23,106 @@ export interface MeshConfig {
    * see docs/ARCHITECTURE.md, "Decisions and deviations".
    */
   pathNormalization?: { normalization?: PathNormalization };
+  /**
+   * Istio's meshConfig.accessLogFile: where every HTTP connection manager and tcp_proxy writes
+   * its access log (e.g. /dev/stdout); unset or empty: no access log. A Telemetry resource (or
+   * defaultProviders.accessLogging) that speaks of access logging decides instead.
+   */
+  accessLogFile?: string;
+  /** meshConfig.accessLogEncoding; default TEXT. */
+  accessLogEncoding?: 'TEXT' | 'JSON';
+  /**
+   * meshConfig.accessLogFormat: Envoy command operators (TEXT), or a JSON object of field name to
+   * operator (JSON); empty: Istio's default format for the encoding.
+   */
+  accessLogFormat?: string;
+  /**
+   * Istio's meshConfig.enableTracing (default true). Istio's fallback when no Telemetry resource
+   * and no default provider says anything about tracing; Weft has no bootstrap tracer to fall back
+   * on, so then nothing is traced (see src/xds/translate/tracing.ts).
+   */
+  enableTracing?: boolean;
+  /** meshConfig.defaultConfig: the ProxyConfig defaults Weft reads. */
+  defaultConfig?: ProxyConfigDefaults;
+  /**
+   * meshConfig.extensionProviders, Istio's shape. Istio's built-ins `envoy` (file access log to
+   * /dev/stdout) and `prometheus` exist even when not listed (see meshExtensionProviders).
+   */
+  extensionProviders?: readonly ExtensionProvider[];
+  /** meshConfig.defaultProviders: what applies where no Telemetry resource names providers. */
+  defaultProviders?: DefaultProviders;
 }
+
+/** The ProxyConfig fields of meshConfig.defaultConfig that Weft reads. */
+export interface ProxyConfigDefaults {
+  /** The mesh id (the `istio.mesh_id` span tag); Istio's default is the trust domain. */
+  meshId?: string;
+  tracing?: {
+    /** Percent of requests randomly sampled, 0..100 (Istio: 1.0; out of range means 1.0). */
+    sampling?: number;
+    customTags?: Readonly<Record<string, TracingCustomTag>>;
+    maxPathTagLength?: number;
+  };
+}
+
+/** A custom span tag (Telemetry `customTags` and ProxyConfig `tracing.custom_tags`). */
+export interface TracingCustomTag {
+  literal?: { value: string };
+  environment?: { name: string; defaultValue?: string };
+  header?: { name: string; defaultValue?: string };
+}
+
+/** One meshConfig.extensionProviders entry: a name and exactly one provider kind. */
+export interface ExtensionProvider {
+  name: string;
+  opentelemetry?: OpenTelemetryProvider;
+  envoyFileAccessLog?: FileAccessLogProvider;
+  prometheus?: Record<string, never>;
+  /** Istio provider kinds Weft accepts in the file but cannot serve (zipkin, datadog, ...). */
+  unsupported?: string;
+}
+
+export interface OpenTelemetryProvider {
+  /** The collector's host name (a mesh service or any resolvable name/IP). */
+  service: string;
+  port: number;
+  maxTagLength?: number;
+  /** OTLP/HTTP export; Weft proxies export over HTTP only. */
+  http?: {
+    /** Default /v1/traces. */
+    path?: string;
+    /** Istio duration; default 5s. */
+    timeout?: string;
+    headers?: readonly { name: string; value?: string; envName?: string }[];
+  };
+}
+
+export interface FileAccessLogProvider {
+  path: string;
+  logFormat?: { text?: string; labels?: Readonly<Record<string, string>> };
+}
+
+export interface DefaultProviders {
+  tracing?: readonly string[];
+  accessLogging?: readonly string[];
+  metrics?: readonly string[];
+}
+
+/** Istio's built-in providers, present unless the mesh config defines one of the same name. */
+export const BUILT_IN_EXTENSION_PROVIDERS: readonly ExtensionProvider[] = Object.freeze([
+  Object.freeze({ name: 'envoy', envoyFileAccessLog: Object.freeze({ path: '/dev/stdout' }) }),
+  Object.freeze({ name: 'prometheus', prometheus: Object.freeze({}) as Record<string, never> }),
+]);
+
+/** The mesh's extension providers: its own, then the built-ins it does not redefine. */
+export function meshExtensionProviders(mesh: MeshConfig): readonly ExtensionProvider[] {
+  const own = mesh.extensionProviders ?? [];
+  const names = new Set(own.map((p) => p.name.toLowerCase()));
+  return [...own, ...BUILT_IN_EXTENSION_PROVIDERS.filter((p) => !names.has(p.name))];
+}
+
+/** Istio's default random sampling percentage (PILOT_TRACE_SAMPLING). */
+export const DEFAULT_TRACE_SAMPLING = 1.0;
 
 /** Istio's ProxyPathNormalization values (DEFAULT means BASE, as in Istio). */
 export type PathNormalization = 'DEFAULT' | 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
@@ -38,6 +137,7 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
   outboundTrafficPolicy: 'ALLOW_ANY',
   enableAutoMtls: true,
   pathNormalization: Object.freeze({ normalization: DEFAULT_PATH_NORMALIZATION }),
+  enableTracing: true,
 });
 
 type ByKind = { readonly [K in ResourceKind]: readonly ConfigResource<K>[] };
@@ -69,6 +169,7 @@ const ALL_KINDS: readonly ResourceKind[] = [
   'PeerAuthentication',
   'AuthorizationPolicy',
   'RequestAuthentication',
+  'Telemetry',
 ];
 
 function deepFreeze<T>(value: T): T {

@@ -68,6 +68,7 @@ const PROTO_FILES = [
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
   'google/protobuf/struct.proto',
   'google/protobuf/duration.proto',

@@ -15,6 +15,7 @@ import { serviceSpec } from './service';
 import { serviceEntrySpec } from './serviceentry';
 import { labelMap } from './shared-fields';
 import { sidecarSpec } from './sidecar';
+import { telemetrySpec } from './telemetry';
 import { virtualServiceSpec } from './virtualservice';
 import { workloadEntrySpec } from './workloadentry';
 
@@ -42,6 +43,7 @@ const VALIDATORS: Record<ResourceKind, KindValidator> = {
   PeerAuthentication: istio(peerAuthenticationSpec),
   AuthorizationPolicy: istio(authorizationPolicySpec),
   RequestAuthentication: istio(requestAuthenticationSpec),
+  Telemetry: istio(telemetrySpec),
 };
 
 function istio(spec: Schema): KindValidator {

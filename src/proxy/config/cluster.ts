@@ -1,7 +1,8 @@
-// Cluster (CDS) -> CompiledCluster: discovery type, load balancer, circuit breaker thresholds,
-// upstream protocol, outlier detection, transport sockets (TLS origination, per-endpoint matches).
+// Cluster (CDS) -> CompiledCluster: discovery type, load balancer, circuit breaker thresholds (and
+// retry budget), upstream protocol and connection lifetime, TCP keep-alive, outlier detection,
+// transport sockets (TLS origination, per-endpoint matches).
 import { compileLoadAssignmentInto } from './endpoints';
-import type { CircuitBreakerThresholds, CompiledCluster, LbPolicy, OutlierDetectionSettings } from './model';
+import type { CircuitBreakerThresholds, CompiledCluster, LbPolicy, OutlierDetectionSettings, TcpKeepaliveSettings } from './model';
 import { compileUpstreamTls, UPSTREAM_TLS_CONTEXT, type TransportSocketMatch, type UpstreamTlsSettings } from './upstream-tls';
 import { anyIsDecoded, anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
 
@@ -29,11 +30,10 @@ const TYPED_LB_POLICIES: Record<string, LbPolicy> = {
 function compileThresholds(cb: Json | undefined, problems: Problems, path: string): CircuitBreakerThresholds {
   if (!cb) return DEFAULT_THRESHOLDS;
   problems.fields(cb, path, ['thresholds'], ['per_host_thresholds']);
-  const out = { ...DEFAULT_THRESHOLDS };
+  const out: CircuitBreakerThresholds = { ...DEFAULT_THRESHOLDS };
   ((cb.thresholds ?? []) as Json[]).forEach((t, i) => {
     const p = join(join(path, 'thresholds'), i);
-    problems.fields(t, p, ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries'], ['track_remaining', 'max_connection_pools']);
-    if (t.retry_budget) problems.add(join(p, 'retry_budget'), 'retry_budget is not supported');
+    problems.fields(t, p, ['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget', 'track_remaining'], ['max_connection_pools']);
     // Only DEFAULT priority routing exists in Weft; HIGH thresholds never apply.
     if (t.priority && t.priority !== 'DEFAULT') return;
     const read = (k: string, d: number) => Number(wrapped<number>(t[k]) ?? d);
@@ -41,10 +41,21 @@ function compileThresholds(cb: Json | undefined, problems: Problems, path: strin
     out.maxPendingRequests = read('max_pending_requests', out.maxPendingRequests);
     out.maxRequests = read('max_requests', out.maxRequests);
     out.maxRetries = read('max_retries', out.maxRetries);
+    if (t.track_remaining === true) out.trackRemaining = true;
+    if (t.retry_budget) {
+      const b = t.retry_budget as Json;
+      const bp = join(p, 'retry_budget');
+      problems.fields(b, bp, ['budget_percent', 'min_retry_concurrency']);
+      // Envoy's defaults: 20% of active requests, at least 3 concurrent retries.
+      const percent = b.budget_percent === undefined ? 20 : Number(wrapped<number>(b.budget_percent) ?? 0);
+      if (!(percent >= 0 && percent <= 100)) problems.add(join(bp, 'budget_percent'), 'must be within 0..100');
+      out.retryBudget = { budgetPercent: percent, minRetryConcurrency: Number(wrapped<number>(b.min_retry_concurrency) ?? 3) };
+    }
   });
   return Object.freeze(out);
 }
 
+/** Envoy's OutlierDetection with its defaults (cluster/v3/outlier_detection.proto). */
 function compileOutlierDetection(o: Json | undefined, problems: Problems, path: string): OutlierDetectionSettings | undefined {
   if (!o) return undefined;
   problems.fields(
@@ -56,62 +67,91 @@ function compileOutlierDetection(o: Json | undefined, problems: Problems, path: 
       'base_ejection_time',
       'max_ejection_percent',
       'enforcing_consecutive_5xx',
+      'enforcing_success_rate',
+      'success_rate_minimum_hosts',
+      'success_rate_request_volume',
+      'success_rate_stdev_factor',
       'consecutive_gateway_failure',
       'enforcing_consecutive_gateway_failure',
       'split_external_local_origin_errors',
       'consecutive_local_origin_failure',
       'enforcing_consecutive_local_origin_failure',
-      'max_ejection_time',
-    ],
-    // Success-rate and failure-percentage ejection are not implemented yet; Istio disables
-    // success-rate enforcement (enforcing_success_rate: 0) and never sets failure percentage.
-    [
-      'enforcing_success_rate',
-      'success_rate_minimum_hosts',
-      'success_rate_request_volume',
-      'success_rate_stdev_factor',
       'enforcing_local_origin_success_rate',
+      'failure_percentage_threshold',
+      'enforcing_failure_percentage',
+      'enforcing_failure_percentage_local_origin',
+      'failure_percentage_minimum_hosts',
+      'failure_percentage_request_volume',
+      'max_ejection_time',
       'max_ejection_time_jitter',
-      'successful_active_health_check_uneject_host',
       'always_eject_one_host',
     ],
+    // No active health checking: nothing could uneject a host early.
+    ['successful_active_health_check_uneject_host', 'monitors', 'detect_degraded_hosts'],
   );
-  for (const k of ['failure_percentage_threshold', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin']) {
-    if (wrapped<number>(o[k])) problems.add(join(path, k), 'failure-percentage outlier detection is not supported');
-  }
-  // Success-rate ejection is not implemented: an explicit non-zero enforcement is refused. (When
-  // absent, Envoy's default of 100 would apply; Istio always sends 0.)
-  for (const k of ['enforcing_success_rate', 'enforcing_local_origin_success_rate']) {
-    if (wrapped<number>(o[k])) problems.add(join(path, k), 'success-rate outlier detection is not supported by the Weft proxy yet');
-  }
   const num = (k: string, d: number) => Number(wrapped<number>(o[k]) ?? d);
+  const percent = (k: string, d: number) => {
+    const v = num(k, d);
+    if (!(v >= 0 && v <= 100)) problems.add(join(path, k), 'must be within 0..100');
+    return Math.min(100, Math.max(0, v)) / 100;
+  };
+  const baseEjectionTimeMs = durationMs(o.base_ejection_time, problems, join(path, 'base_ejection_time')) ?? 30_000;
   return {
     consecutive5xx: num('consecutive_5xx', 5),
-    enforcing5xx: num('enforcing_consecutive_5xx', 100) / 100,
+    enforcing5xx: percent('enforcing_consecutive_5xx', 100),
     consecutiveGatewayFailure: num('consecutive_gateway_failure', 5),
-    enforcingGatewayFailure: num('enforcing_consecutive_gateway_failure', 0) / 100,
+    enforcingGatewayFailure: percent('enforcing_consecutive_gateway_failure', 0),
     consecutiveLocalOriginFailure: num('consecutive_local_origin_failure', 5),
-    enforcingLocalOriginFailure: num('enforcing_consecutive_local_origin_failure', 100) / 100,
+    enforcingLocalOriginFailure: percent('enforcing_consecutive_local_origin_failure', 100),
     splitExternalLocalOriginErrors: o.split_external_local_origin_errors === true,
     intervalMs: durationMs(o.interval, problems, join(path, 'interval')) ?? 10_000,
-    baseEjectionTimeMs: durationMs(o.base_ejection_time, problems, join(path, 'base_ejection_time')) ?? 30_000,
-    maxEjectionTimeMs: durationMs(o.max_ejection_time, problems, join(path, 'max_ejection_time')) ?? 300_000,
-    maxEjectionPercent: num('max_ejection_percent', 10),
+    baseEjectionTimeMs,
+    // Envoy: max_ejection_time defaults to 300s, and is never below base_ejection_time.
+    maxEjectionTimeMs: Math.max(durationMs(o.max_ejection_time, problems, join(path, 'max_ejection_time')) ?? 300_000, baseEjectionTimeMs),
+    maxEjectionTimeJitterMs: durationMs(o.max_ejection_time_jitter, problems, join(path, 'max_ejection_time_jitter')) ?? 0,
+    maxEjectionPercent: Math.min(100, num('max_ejection_percent', 10)),
+    alwaysEjectOneHost: o.always_eject_one_host === true,
+    enforcingSuccessRate: percent('enforcing_success_rate', 100),
+    enforcingLocalOriginSuccessRate: percent('enforcing_local_origin_success_rate', 100),
+    successRateMinimumHosts: num('success_rate_minimum_hosts', 5),
+    successRateRequestVolume: num('success_rate_request_volume', 100),
+    successRateStdevFactor: num('success_rate_stdev_factor', 1900) / 1000,
+    failurePercentageThreshold: percent('failure_percentage_threshold', 85) * 100,
+    enforcingFailurePercentage: percent('enforcing_failure_percentage', 0),
+    enforcingFailurePercentageLocalOrigin: percent('enforcing_failure_percentage_local_origin', 0),
+    failurePercentageMinimumHosts: num('failure_percentage_minimum_hosts', 5),
+    failurePercentageRequestVolume: num('failure_percentage_request_volume', 50),
   };
+}
+
+/** upstream_connection_options: TCP keep-alive on every upstream connection. */
+function compileConnectionOptions(o: Json | undefined, problems: Problems, path: string): TcpKeepaliveSettings | undefined {
+  if (!o) return undefined;
+  problems.fields(o, path, ['tcp_keepalive'], ['set_local_interface_name_on_upstream_connections', 'happy_eyeballs_config']);
+  const k = o.tcp_keepalive as Json | undefined;
+  if (!k) return undefined;
+  const kp = join(path, 'tcp_keepalive');
+  problems.fields(k, kp, ['keepalive_probes', 'keepalive_time', 'keepalive_interval']);
+  return Object.freeze({
+    probes: Number(wrapped<number>(k.keepalive_probes) ?? 0),
+    timeSeconds: Number(wrapped<number>(k.keepalive_time) ?? 0),
+    intervalSeconds: Number(wrapped<number>(k.keepalive_interval) ?? 0),
+  });
 }
 
 interface ProtocolSettings {
   protocol: CompiledCluster['protocol'];
   maxRequestsPerConnection: number;
   idleTimeoutMs: number;
+  maxConnectionDurationMs: number;
+  maxConcurrentStreams: number;
 }
 
 function compileCommonHttpOptions(c: Json | undefined, problems: Problems, path: string, out: ProtocolSettings): void {
   if (!c) return;
-  problems.fields(c, path, ['idle_timeout', 'max_requests_per_connection'], [
+  problems.fields(c, path, ['idle_timeout', 'max_requests_per_connection', 'max_connection_duration'], [
     'max_headers_count',
     'headers_with_underscores_action',
-    'max_connection_duration',
     'max_stream_duration',
     'max_response_headers_kb',
   ]);
@@ -119,11 +159,20 @@ function compileCommonHttpOptions(c: Json | undefined, problems: Problems, path:
   if (idle !== undefined) out.idleTimeoutMs = idle;
   const maxReq = wrapped<number>(c.max_requests_per_connection);
   if (maxReq !== undefined) out.maxRequestsPerConnection = Number(maxReq);
+  const duration = durationMs(c.max_connection_duration, problems, join(path, 'max_connection_duration'));
+  if (duration !== undefined) out.maxConnectionDurationMs = duration;
+}
+
+/** Only max_concurrent_streams matters upstream; the other HTTP/2 knobs are node:http2's. */
+function compileHttp2Options(h: Json | undefined, out: ProtocolSettings): void {
+  const streams = wrapped<number>(h?.max_concurrent_streams);
+  if (streams !== undefined) out.maxConcurrentStreams = Number(streams);
 }
 
 function compileProtocol(raw: Json, problems: Problems): ProtocolSettings {
-  const out: ProtocolSettings = { protocol: 'http1', maxRequestsPerConnection: 0, idleTimeoutMs: 3_600_000 };
+  const out: ProtocolSettings = { protocol: 'http1', maxRequestsPerConnection: 0, idleTimeoutMs: 3_600_000, maxConnectionDurationMs: 0, maxConcurrentStreams: 0 };
   if (raw.http2_protocol_options) out.protocol = 'http2';
+  compileHttp2Options(raw.http2_protocol_options, out);
   if (raw.protocol_selection === 'USE_DOWNSTREAM_PROTOCOL') out.protocol = 'downstream';
   compileCommonHttpOptions(raw.common_http_protocol_options, problems, 'common_http_protocol_options', out);
   const maxReq = wrapped<number>(raw.max_requests_per_connection);
@@ -142,8 +191,10 @@ function compileProtocol(raw: Json, problems: Problems): ProtocolSettings {
       const e = any.explicit_http_config as Json;
       if (e.http3_protocol_options) problems.add(join(p, 'explicit_http_config'), 'HTTP/3 upstreams are not supported');
       out.protocol = e.http2_protocol_options ? 'http2' : 'http1';
+      compileHttp2Options(e.http2_protocol_options, out);
     } else if (any.use_downstream_protocol_config) {
       out.protocol = 'downstream';
+      compileHttp2Options(any.use_downstream_protocol_config.http2_protocol_options, out);
     } else if (any.auto_config) {
       // ALPN selects the protocol; without TLS there is no ALPN, and Envoy then uses HTTP/1.1.
       if (any.auto_config.http3_protocol_options) problems.add(join(p, 'auto_config'), 'HTTP/3 upstreams are not supported');
@@ -259,6 +310,7 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       'transport_socket',
       'transport_socket_matches',
       'max_requests_per_connection',
+      'upstream_connection_options',
     ],
     [
       'alt_stat_name',
@@ -271,9 +323,6 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       'use_tcp_for_dns_lookups',
       'typed_dns_resolver_config',
       'cleanup_interval',
-      // TCP keep-alive is always on for upstream sockets (undici: 60s idle before probes); Node
-      // cannot set the probe count or interval, so the configured values are not applied.
-      'upstream_connection_options',
       'close_connections_on_host_health_failure',
       'ignore_health_on_host_removal',
       'track_timeout_budgets',
@@ -301,9 +350,11 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
   const tls = compileTransportSocket(raw.transport_socket, problems, 'transport_socket');
   const transportSocketMatches = compileTransportSocketMatches(raw.transport_socket_matches, problems);
   let healthyPanicThreshold = 50;
+  let localityWeighted = false;
   if (raw.common_lb_config) {
-    problems.fields(raw.common_lb_config, 'common_lb_config', ['healthy_panic_threshold'], [
-      'locality_weighted_lb_config',
+    problems.fields(raw.common_lb_config, 'common_lb_config', ['healthy_panic_threshold', 'locality_weighted_lb_config'], [
+      // Zone-aware routing needs the local cluster (local_cluster_name in the bootstrap), which
+      // Istio never configures.
       'zone_aware_lb_config',
       'update_merge_window',
       'ignore_new_hosts_until_first_hc',
@@ -313,6 +364,7 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
     ]);
     const t = raw.common_lb_config.healthy_panic_threshold;
     if (t !== undefined) healthyPanicThreshold = Number(typeof t === 'object' ? t.value ?? 0 : t);
+    localityWeighted = raw.common_lb_config.locality_weighted_lb_config !== undefined && raw.common_lb_config.locality_weighted_lb_config !== null;
   }
   let originalDstHeader: string | undefined;
   if (raw.original_dst_lb_config) {
@@ -344,8 +396,10 @@ export function compileCluster(raw: Json, version: string): Validation<CompiledC
       connectTimeoutMs: durationMs(raw.connect_timeout, problems, 'connect_timeout') ?? 5000,
       ...lb,
       healthyPanicThreshold,
+      localityWeighted,
       thresholds: compileThresholds(raw.circuit_breakers, problems, 'circuit_breakers'),
       ...protocol,
+      tcpKeepalive: compileConnectionOptions(raw.upstream_connection_options, problems, 'upstream_connection_options'),
       perConnectionBufferLimitBytes: Number(wrapped<number>(raw.per_connection_buffer_limit_bytes) ?? 1024 * 1024),
       loadAssignment,
       originalDstHeader,

@@ -56,7 +56,10 @@ export function compileLoadAssignmentInto(
   const endpoints: CompiledEndpoint[] = [];
   ((raw.endpoints ?? []) as Json[]).forEach((group, gi) => {
     const gp = join(join(path, 'endpoints'), gi);
-    problems.fields(group, gp, ['locality', 'lb_endpoints', 'priority', 'metadata'], ['load_balancing_weight', 'proximity']);
+    problems.fields(group, gp, ['locality', 'lb_endpoints', 'priority', 'metadata', 'load_balancing_weight'], ['proximity']);
+    // Read only by locality-weighted clusters; a locality with weight 0 gets no traffic there.
+    const groupWeight = wrapped<number>(group.load_balancing_weight);
+    const localityWeight = groupWeight === undefined ? undefined : Number(groupWeight);
     const localityMatch = transportSocketMatchMetadata(group.metadata, problems, join(gp, 'metadata'));
     const loc = group.locality as Json | undefined;
     const locality = loc ? [loc.region, loc.zone, loc.sub_zone].filter(Boolean).join('/') : undefined;
@@ -81,6 +84,7 @@ export function compileLoadAssignmentInto(
         health,
         hostname: endpoint.hostname || undefined,
         locality,
+        ...(localityWeight !== undefined ? { localityWeight } : {}),
         priority,
         ...(endpointMatch || localityMatch ? { transportSocketMetadata: { endpoint: endpointMatch, locality: localityMatch } as TransportSocketMetadata } : {}),
         ...(peer ? { peer } : {}),

@@ -17,6 +17,7 @@ import type {
   TrafficDirection,
 } from './model';
 import { compileRouteConfig } from './route-config';
+import { compileTracing } from '../tracing/tracing-config';
 import { anyIsDecoded, anyTypeName, durationMs, join, Problems, wrapped, type Json, type Validation } from './validation';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -179,11 +180,10 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
       'normalize_path',
       'merge_slashes',
       'path_with_escaped_slashes_action',
+      'tracing',
     ],
     [
-      // Telemetry and hardening knobs with no effect on where or how a request is forwarded
-      // (tracing is issue 6; path normalisation is left to the application).
-      'tracing',
+      // Hardening knobs with no effect on where or how a request is forwarded.
       'add_user_agent',
       'max_request_headers_kb',
       'request_headers_timeout',
@@ -285,6 +285,7 @@ function compileHcm(h: Json, problems: Problems, path: string, version: string):
     mergeSlashes: h.merge_slashes === true,
     escapedSlashes: escapedSlashesAction(h.path_with_escaped_slashes_action, problems, join(path, 'path_with_escaped_slashes_action')),
     accessLogs: compileAccessLogs(h.access_log, problems, path),
+    ...(h.tracing ? { tracing: compileTracing(h.tracing, problems, join(path, 'tracing')) } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import type { JwtAuthnSettings } from './jwt-authn';
 import type { NetworkRbacConfig, RbacFilterSettings } from './rbac';
 import type { DownstreamTlsSettings } from './downstream-tls';
 import type { TransportSocketMatch, TransportSocketMetadata, UpstreamTlsSettings } from './upstream-tls';
+import type { TracingSettings } from '../tracing/tracing-config';
 import type { Json } from './validation';
 import type { EndpointPeer } from '../telemetry/peer-metadata';
 
@@ -134,6 +135,8 @@ export interface RetryPolicy {
   retriableRequestHeaders: readonly HeaderPredicate[];
   /** retry_host_predicate previous_hosts: avoid hosts already tried. */
   avoidPreviousHosts: boolean;
+  /** retry_priority previous_priorities: retries leave the priorities already tried. */
+  avoidPreviousPriorities?: boolean;
   hostSelectionMaxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
@@ -235,6 +238,8 @@ export interface CompiledRoute {
   responseHeaders: HeaderEdits;
   filters: FilterOverrides;
   retryDefault?: RetryPolicy;
+  /** decorator.operation: the name of the request's span. */
+  operation?: string;
 }
 
 export interface CompiledVirtualHost {
@@ -327,6 +332,8 @@ export interface HttpConnectionManagerConfig {
   accessLogs: readonly AccessLogConfig[];
   /** The listener's traffic_direction (which side reports Istio's metrics); undefined: UNSPECIFIED. */
   trafficDirection?: TrafficDirection;
+  /** HCM `tracing`; absent: requests are not traced (trace headers pass through untouched). */
+  tracing?: TracingSettings;
 }
 
 /** Envoy's listener traffic_direction (UNSPECIFIED is left undefined). */
@@ -390,6 +397,20 @@ export interface CircuitBreakerThresholds {
   maxPendingRequests: number;
   maxRequests: number;
   maxRetries: number;
+  /**
+   * Envoy's retry_budget: active retries may be `budgetPercent` of the active and pending
+   * requests, but never fewer than `minRetryConcurrency`. When set, it replaces maxRetries.
+   */
+  retryBudget?: { budgetPercent: number; minRetryConcurrency: number };
+  /** track_remaining: publish the circuit_breakers.default.remaining_* gauges. */
+  trackRemaining?: boolean;
+}
+
+/** Upstream TCP keep-alive (upstream_connection_options.tcp_keepalive), seconds; 0: OS default. */
+export interface TcpKeepaliveSettings {
+  probes: number;
+  timeSeconds: number;
+  intervalSeconds: number;
 }
 
 export interface CompiledCluster {
@@ -409,6 +430,14 @@ export interface CompiledCluster {
   /** 0: unlimited. */
   maxRequestsPerConnection: number;
   idleTimeoutMs: number;
+  /** common_http_protocol_options.max_connection_duration; 0: none. */
+  maxConnectionDurationMs: number;
+  /** http2_protocol_options.max_concurrent_streams; 0: the peer's SETTINGS decide. */
+  maxConcurrentStreams: number;
+  /** upstream_connection_options.tcp_keepalive; undefined: keep-alive off (Envoy's default). */
+  tcpKeepalive?: TcpKeepaliveSettings;
+  /** common_lb_config.locality_weighted_lb_config: pick a locality by weight, then a host in it. */
+  localityWeighted: boolean;
   perConnectionBufferLimitBytes: number;
   /** STATIC / DNS clusters carry their endpoints inline. */
   loadAssignment?: CompiledLoadAssignment;
@@ -422,7 +451,7 @@ export interface CompiledCluster {
   raw: Json;
 }
 
-/** Consecutive-error ejection (Envoy's outlier_detection, without success-rate ejection). */
+/** Envoy's outlier_detection: consecutive errors, success rate and failure percentage. Enforcing values are 0..1. */
 export interface OutlierDetectionSettings {
   consecutive5xx: number;
   enforcing5xx: number;
@@ -434,7 +463,20 @@ export interface OutlierDetectionSettings {
   intervalMs: number;
   baseEjectionTimeMs: number;
   maxEjectionTimeMs: number;
+  maxEjectionTimeJitterMs: number;
   maxEjectionPercent: number;
+  alwaysEjectOneHost: boolean;
+  enforcingSuccessRate: number;
+  enforcingLocalOriginSuccessRate: number;
+  successRateMinimumHosts: number;
+  successRateRequestVolume: number;
+  /** Divided by 1000, as Envoy's success_rate_stdev_factor. */
+  successRateStdevFactor: number;
+  failurePercentageThreshold: number;
+  enforcingFailurePercentage: number;
+  enforcingFailurePercentageLocalOrigin: number;
+  failurePercentageMinimumHosts: number;
+  failurePercentageRequestVolume: number;
 }
 
 export type HealthStatus = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED' | 'UNKNOWN';
@@ -446,6 +488,8 @@ export interface CompiledEndpoint {
   health: HealthStatus;
   hostname?: string;
   locality?: string;
+  /** The locality group's load_balancing_weight (locality-weighted balancing); undefined: none. */
+  localityWeight?: number;
   priority: number;
   /** `envoy.transport_socket_match` metadata of the endpoint and of its locality. */
   transportSocketMetadata?: TransportSocketMetadata;

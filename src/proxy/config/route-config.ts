@@ -392,6 +392,7 @@ function compileRoute(r: Json, problems: Problems, path: string): CompiledRoute 
     ],
     ['metadata', 'decorator', 'tracing', 'per_request_buffer_limit_bytes', 'stat_prefix'],
   );
+  const operation = typeof r.decorator?.operation === 'string' && r.decorator.operation !== '' ? (r.decorator.operation as string) : undefined;
   const m = (r.match ?? {}) as Json;
   const mp = join(path, 'match');
   problems.fields(m, mp, [
@@ -426,6 +427,7 @@ function compileRoute(r: Json, problems: Problems, path: string): CompiledRoute 
     action,
     ...compileRequestResponseEdits(r, problems, path),
     filters,
+    ...(operation ? { operation } : {}),
   };
 }
 

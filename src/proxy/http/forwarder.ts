@@ -14,6 +14,7 @@ import type { HttpStream } from './http-stream';
 import { splitHostPort } from './http-stream';
 import { upstreamResetBody, type ResponseFlag } from './local-reply';
 import { ReplayableBody } from './replayable-body';
+import type { UpstreamSpan } from '../tracing/tracer';
 
 type HeaderMap = Record<string, string | string[] | undefined>;
 
@@ -27,6 +28,8 @@ class Attempt implements UpstreamHandler {
   finished = false;
   readonly startHr = performance.now();
   status = 0;
+  /** With spawn_upstream_span: this attempt's CLIENT span. */
+  span: UpstreamSpan | undefined = undefined;
 
   constructor(
     private readonly f: Forwarder,
@@ -275,6 +278,7 @@ export class Forwarder {
     s.attempts++;
     if (s.vh?.includeAttemptCount) this.request.headers['x-envoy-attempt-count'] = String(s.attempts);
     s.runtime.telemetry?.onUpstreamAttempt(s, host, this.request.headers);
+    if (s.span) attempt.span = s.span.upstream(this.request.headers, this.cluster.config.name);
     if (this.replay) {
       try {
         this.request.body = this.replay.reader(true) as Buffer | Readable;
@@ -298,6 +302,7 @@ export class Forwarder {
     a.finished = true;
     if (a.perTryTimer) clearTimeout(a.perTryTimer);
     a.perTryTimer = null;
+    a.span?.end(outcome.status ?? 0, a.host.key);
     const cluster = this.cluster;
     const host = a.host;
     cluster.counters.activeRequests--;

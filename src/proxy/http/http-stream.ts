@@ -36,6 +36,7 @@ import { applyJwtAuthn } from './jwt-authn-filter';
 import { applyRbac } from './rbac-filter';
 import { GrpcStatus, httpToGrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
 import { parseQuery, selectRoute } from './route-matching';
+import type { RequestSpan, Tracer } from '../tracing/tracer';
 
 /**
  * What an HTTP stream needs from the running proxy. Deliberately no registry of streams in
@@ -56,6 +57,8 @@ export interface HttpRuntime {
   jwks?: JwksCache;
   /** Istio metrics and metadata exchange; absent when telemetry is off. */
   telemetry?: ProxyTelemetry;
+  /** Spans for HCMs with `tracing`; without it they do not trace. */
+  tracer?: Tracer;
 }
 
 export class HttpStream implements RequestView {
@@ -98,6 +101,8 @@ export class HttpStream implements RequestView {
   attempts = 0;
   upstreamServiceTimeMs?: number;
   bodyBytes = 0;
+  /** The request's span, when its HCM traces. */
+  span: RequestSpan | undefined = undefined;
   // For telemetry/: peer metadata headers seen each way, the endpoint that answered, gRPC status.
   downstreamPeer: string | undefined = undefined;
   upstreamPeer: string | undefined = undefined;
@@ -231,6 +236,7 @@ export class HttpStream implements RequestView {
       const id = this.headers['x-request-id'];
       if (id === undefined || id === '') this.headers['x-request-id'] = randomUUID();
     }
+    if (this.hcm.tracing && this.runtime.tracer) this.span = this.runtime.tracer.startRequest(this.headers, this.hcm.tracing, this.hcm.trafficDirection);
     if (this.pathAction !== 'continue') {
       // Envoy: escaped slashes rejected (or a redirect a gRPC client cannot follow) is a 400; a
       // redirect sends the client to the unescaped, normalized path.
@@ -542,6 +548,7 @@ export class HttpStream implements RequestView {
     const stats = this.runtime.stats;
     for (const f of this.flags) stats.flag(f);
     this.runtime.telemetry?.recordHttp(this);
+    this.span?.end(this);
     const logs = this.hcm.accessLogs;
     if (logs.length === 0 && !this.runtime.onRequest) return;
     const record = this.record();

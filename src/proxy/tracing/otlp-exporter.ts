@@ -82,13 +82,18 @@ export class OtlpHttpExporter {
 
   /** Sends what is queued now and waits for every export in flight. */
   async flush(): Promise<void> {
-    while (this.queue.length > 0 && this.inFlight < this.limits.maxInFlight) this.send();
-    await Promise.all([...this.pending]);
+    while (this.queue.length > 0 || this.pending.size > 0) {
+      while (this.queue.length > 0 && this.inFlight < this.limits.maxInFlight) this.send();
+      if (this.pending.size === 0) return;
+      await Promise.race([...this.pending]);
+    }
   }
 
-  /** Flushes what is queued (bounded by the export timeout), then drops anything later. */
-  async close(): Promise<void> {
-    await this.flush();
+  /** Flushes what is queued for at most `graceMs`, then drops anything later. */
+  async close(graceMs = 1000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

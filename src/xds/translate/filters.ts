@@ -47,6 +47,8 @@ export interface HcmOptions {
   securityFilters?: readonly Json[];
   /** meshConfig.pathNormalization (inbound and gateways); others keep Envoy's normalize_path. */
   pathNormalization?: PathNormalization;
+  /** The HCM's `tracing` (tracing.ts); absent: the HCM does not trace. */
+  tracing?: Json;
 }
 
 /**
@@ -79,6 +81,7 @@ export function httpConnectionManagerConfig(o: HcmOptions): Json {
       : {}),
     ...(o.routeConfig ? { route_config: o.routeConfig } : {}),
     http_filters: httpFilters(o.filters, o.securityFilters ?? []),
+    ...(o.tracing ? { tracing: o.tracing } : {}),
     ...(proxyless ? {} : { upgrade_configs: [{ upgrade_type: 'websocket' }], ...pathNormalizationFields(o.pathNormalization ?? 'BASE') }),
     ...(o.useRemoteAddress ? { use_remote_address: true } : {}),
   };

@@ -22,6 +22,7 @@ import type { ProxyScope, VirtualServiceResource } from './scope';
 import { virtualServiceHosts } from './scope';
 import { buildSecurityFilters } from './security-filters';
 import { policySubjectOf } from './security-selection';
+import { hcmTracing } from './tracing';
 import type { EnvoyResource } from './types';
 import { FILTER, TYPE, socketAddress } from './values';
 
@@ -193,8 +194,9 @@ export function buildGatewayResources(scope: ProxyScope): { listeners: EnvoyReso
   const routes: EnvoyResource[] = [];
   const security = buildSecurityFilters(scope.snapshot, scope.snapshotIndex, policySubjectOf(scope.proxy));
   const pathNormalization = scope.mesh.pathNormalization?.normalization ?? DEFAULT_PATH_NORMALIZATION;
+  const tracing = hcmTracing(scope.snapshot, scope.proxy, 'gateway');
   const hcm = (statPrefix: string, rds: string) =>
-    httpConnectionManager({ statPrefix, rds, filters: 'gateway', useRemoteAddress: true, securityFilters: security.http, pathNormalization });
+    httpConnectionManager({ statPrefix, rds, filters: 'gateway', useRemoteAddress: true, securityFilters: security.http, pathNormalization, tracing });
   for (const port of [...byPort.keys()].sort((a, b) => a - b)) {
     const servers = byPort.get(port) as BoundServer[];
     const name = listenerName(WILDCARD_ADDRESS, port);

@@ -49,6 +49,7 @@ import type { SecurityFilters } from './security-filters';
 import { buildSecurityFilters } from './security-filters';
 import { policySubjectOf } from './security-selection';
 import type { SnapshotIndex } from './snapshot-index';
+import { hcmTracing } from './tracing';
 import type { EnvoyResource } from './types';
 import { FILTER, socketAddress } from './values';
 
@@ -141,6 +142,8 @@ export interface InboundOptions {
   readonly mtlsCapable: boolean;
   readonly security: SecurityFilters;
   readonly pathNormalization: PathNormalization;
+  /** The inbound HCMs' `tracing` (tracing.ts). */
+  readonly tracing?: Record<string, unknown>;
 }
 
 /** The options for a sidecar's workload (a function of the keys in ProxySignature.security and inboundPlacementKey). */
@@ -154,6 +157,7 @@ export function inboundOptionsFor(snapshot: MeshSnapshot, index: SnapshotIndex, 
     mtlsCapable: workload?.tlsMode === 'istio',
     security: buildSecurityFilters(snapshot, index, policySubjectOf(proxy)),
     pathNormalization: snapshot.meshConfig.pathNormalization?.normalization ?? DEFAULT_PATH_NORMALIZATION,
+    tracing: hcmTracing(snapshot, proxy, 'inbound'),
   };
 }
 
@@ -170,6 +174,7 @@ function portChains(p: InboundPort, o: InboundOptions, matchPort: boolean): { ch
       filters: 'inbound',
       securityFilters: o.security.http,
       pathNormalization: o.pathNormalization,
+      tracing: o.tracing,
     });
   const tcp = () => withNetworkFilters(o.security.tcp, tcpProxy(cluster));
   const chains: Json[] = [];

@@ -49,6 +49,7 @@ import type { RouteContext } from './routes';
 import { gatewayKey } from './routes';
 import type { ProxyScope, VirtualServiceResource } from './scope';
 import { meshVirtualServiceFor } from './scope';
+import { hcmTracing } from './tracing';
 import type { EnvoyResource } from './types';
 import { FILTER, cidrRange, socketAddress } from './values';
 
@@ -149,7 +150,12 @@ function outboundListener(scope: ProxyScope, port: number, services: { service: 
     const name = listenerName(WILDCARD_ADDRESS, port);
     chains.push(
       chain(name, sniff ? { application_protocols: plaintextHttpAlpn() } : undefined, [
-        httpConnectionManager({ statPrefix: `outbound_${name}`, rds: outboundRouteConfigName(port), filters: 'outbound' }),
+        httpConnectionManager({
+          statPrefix: `outbound_${name}`,
+          rds: outboundRouteConfigName(port),
+          filters: 'outbound',
+          tracing: hcmTracing(scope.snapshot, scope.proxy, 'outbound'),
+        }),
       ]),
     );
   }
@@ -205,6 +211,7 @@ export function buildVirtualOutboundListener(scope: ProxyScope): EnvoyResource {
             statPrefix: `outbound_${listenerName(WILDCARD_ADDRESS, VIRTUAL_OUTBOUND_PORT)}`,
             rds: HTTP_PROXY_ROUTE_CONFIG,
             filters: 'outbound',
+            tracing: hcmTracing(scope.snapshot, scope.proxy, 'outbound'),
           }),
         ],
       },

@@ -8,6 +8,7 @@ import { labelsMatch } from '../../registry/hosts';
 import { inboundPlacementKey } from './inbound';
 import { findSidecar, scopeViewKey } from './scope';
 import type { SnapshotIndex } from './snapshot-index';
+import { telemetrySignature } from './tracing';
 
 export interface ProxySignature {
   /** Proxy type, namespace and the Sidecar resource that applies: decides the ScopeView. */
@@ -31,6 +32,11 @@ export interface ProxySignature {
   readonly security: string;
   /** Sidecars: INTERCEPTION_MODE and, in standalone mode, the bind and app addresses (inbound.ts). */
   readonly inbound: string;
+  /**
+   * What Telemetry and tracing make of this proxy (the HCMs' `tracing`, which carries its
+   * canonical service, and the access-log decision): listeners. '' when nothing is traced.
+   */
+  readonly telemetry: string;
 }
 
 export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): ProxySignature {
@@ -44,6 +50,7 @@ export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, pro
     gateways: proxy.type === 'router' ? matchBits(index.gatewaySelectors, labels) : '',
     security: securityBits(snapshot, index, proxy),
     inbound: proxy.type === 'sidecar' ? inboundPlacementKey(proxy) : '',
+    telemetry: proxy.type === 'proxyless' ? '' : telemetrySignature(snapshot, proxy),
   };
 }
 

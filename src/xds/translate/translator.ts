@@ -10,6 +10,7 @@ import { TypeUrl } from '../protos';
 import type { OutboundClusterInputs } from './clusters';
 import { blackHoleCluster, buildOutboundClusterResources, passthroughCluster, sameOutboundClusterInputs } from './clusters';
 import { sameEndpointInputs } from './endpoints';
+import { accessLogConfig, withAccessLogs } from './access-logs';
 import { buildGatewayResources } from './gateway';
 import { buildInboundClusters, buildInboundListeners, inboundOptionsFor, inboundPortsFor, proxyWorkloadKey } from './inbound';
 import { buildOutboundListeners, buildVirtualOutboundListener } from './listeners';
@@ -159,15 +160,15 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     });
 
     if (proxy.type === 'router') {
-      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways, sig.security);
+      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways, sig.security, sig.telemetry);
       return result(memo, key, () => {
         const gw = buildGatewayResources(scopeOf());
-        return assemble(outbound.clusters, outbound.endpoints, sorted(gw.listeners), sorted(gw.routes));
+        return assemble(outbound.clusters, outbound.endpoints, sorted(withAccessLogs(gw.listeners, accessLogConfig(snapshot, proxy, 'gateway'))), sorted(gw.routes));
       });
     }
 
-    const listeners = remember(memo.listeners, keyOf(sig.view, sig.l4SourceLabels), () =>
-      sorted([buildVirtualOutboundListener(scopeOf()), ...buildOutboundListeners(scopeOf())]),
+    const listeners = remember(memo.listeners, keyOf(sig.view, sig.l4SourceLabels, sig.telemetry), () =>
+      sorted(withAccessLogs([buildVirtualOutboundListener(scopeOf()), ...buildOutboundListeners(scopeOf())], accessLogConfig(snapshot, proxy, 'outbound'))),
     );
     const routes = remember(memo.routes, keyOf(sig.view, sig.destinationRules, sig.httpSourceLabels), () =>
       sorted(buildOutboundRouteConfigurations(scopeOf())),
@@ -176,14 +177,15 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     const inbound =
       workload === undefined
         ? undefined
-        : remember(memo.inbound, keyOf(workload, sig.security, sig.inbound), () => {
+        : remember(memo.inbound, keyOf(workload, sig.security, sig.inbound, sig.telemetry), () => {
             const ports = inboundPortsFor(snapshot, memo.share.index, workload);
             if (ports.length === 0) return undefined;
             const options = inboundOptionsFor(snapshot, memo.share.index, proxy, workload);
-            return { clusters: sorted(buildInboundClusters(ports, options)), listeners: sorted(buildInboundListeners(ports, options)) };
+            const listeners = withAccessLogs(buildInboundListeners(ports, options), accessLogConfig(snapshot, proxy, 'inbound'));
+            return { clusters: sorted(buildInboundClusters(ports, options)), listeners: sorted(listeners) };
           });
     if (!inbound) {
-      const key = keyOf('sidecar', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels);
+      const key = keyOf('sidecar', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.telemetry);
       return result(memo, key, () => assemble(outbound.clusters, outbound.endpoints, listeners, routes));
     }
     builtResults++;

@@ -79,6 +79,7 @@ describe('lookupKind', () => {
     assert.equal(versions.Sidecar, 'networking.istio.io:v1,v1beta1,v1alpha3');
     assert.equal(versions.Service, ':v1');
     assert.equal(versions.AuthorizationPolicy, 'security.istio.io:v1,v1beta1');
-    assert.equal(KNOWN_KINDS.length, 10);
+    assert.equal(versions.Telemetry, 'telemetry.istio.io:v1,v1alpha1');
+    assert.equal(KNOWN_KINDS.length, 11);
   });
 });
