@@ -31,6 +31,8 @@ const REPO = path.resolve(__dirname, '..', '..', '..');
 const WEFT = path.join(REPO, 'bin', 'weft');
 const APPS = path.join(REPO, 'dist', 'examples', 'bookinfo', 'apps', 'main.js');
 const SECURE_XDS = '127.0.0.1:15012';
+/** Access logs as JSON on each proxy's stdout, every request traced to OTLP/HTTP 127.0.0.1:4318. */
+const MESH_CONFIG = path.join(REPO, 'examples', 'bookinfo', 'mesh.yaml');
 const GATEWAY = { name: 'istio-ingressgateway', namespace: 'istio-system', serviceAccount: 'istio-ingressgateway-service-account' };
 
 /** The demo's workloads: the WorkloadEntries in examples/bookinfo/platform. */
@@ -163,7 +165,9 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const step = (text: string) => io.out(`==> ${text}\n`);
   try {
     step(`control plane (config: ${configDir})`);
-    children.start('control', process.execPath, [WEFT, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--secure-xds-address', SECURE_XDS]);
+    children.start('control', process.execPath, [
+      WEFT, 'control', '--config-dir', configDir, '--state-dir', stateDir, '--secure-xds-address', SECURE_XDS, '--mesh-config', MESH_CONFIG,
+    ]);
     await waitUntil('the control plane', async () => (await get('http://127.0.0.1:15014/ready')) === 200, 20_000, children);
     const identity = ['--state-dir', stateDir, '--xds', SECURE_XDS];
 
@@ -197,6 +201,10 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
 Bookinfo is running in the mesh.
   page:        http://127.0.0.1:8080/productpage
   dashboard:   http://127.0.0.1:15014  (/debug/syncz, /debug/configz, /metrics)
+  traces:      every request, over OTLP/HTTP to 127.0.0.1:4318 (examples/bookinfo/mesh.yaml); to see
+               them: docker run -e COLLECTOR_OTLP_ENABLED=true -p 4318:4318 -p 16686:16686
+               jaegertracing/all-in-one, then http://127.0.0.1:16686
+  access logs: one JSON line per request on each proxy's output (shown unless --quiet-apps)
   try:         bin/weft apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml
                bin/weft apply -f examples/bookinfo/security/peer-authentication-strict.yaml
                bin/weft proxy-status
