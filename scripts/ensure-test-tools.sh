@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite uses, only those missing (Debian packages):
-# openssl makes the throwaway certificates of the TLS tests.
+# openssl makes the throwaway certificates of the TLS tests, chromium drives the dashboard's UI.
 set -euo pipefail
+# Chromium for the dashboard's browser test (test/e2e/dashboard.test.ts); its own script, so it can
+# also be run alone.
+bash "$(dirname "$0")/ensure-browser.sh"
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,10 +1,12 @@
 // The control plane's HTTP address (Istio: 15014): readiness, Prometheus metrics, the debug
 // views operators read when something is off (/debug/syncz, /debug/configz, /debug/snapshots),
+// the dashboard (/ui and its JSON, in src/dashboard/),
 // and the config API the `weft` CLI talks to (/api/v1/*, in config-api.ts).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatProblem } from '../config/problems';
 import { resourceKey } from '../config/resources';
+import { DashboardService } from '../dashboard/dashboard-service';
 import { matchConfigApi, runApiHandler } from './config-api';
 import type { ControlPlane } from './control-plane';
 
@@ -28,6 +30,7 @@ function indexPage(cp: ControlPlane) {
   const snapshot = cp.current();
   const proxies = cp.ads.syncStatus();
   const links = [
+    ['/ui', 'the dashboard: service graph, golden signals per service, config and proxy sync'],
     ['/debug/syncz', 'every connected proxy: what was sent, ACKed and NACKed'],
     ['/debug/configz', 'accepted and rejected resources, with validation messages'],
     ['/debug/snapshots', 'recent config versions'],
@@ -108,12 +111,20 @@ function prefixRoute(cp: ControlPlane, pathname: string): Handler | undefined {
 
 export function startMonitoringServer(cp: ControlPlane, address: string): Promise<MonitoringServer> {
   const routes = buildRoutes(cp);
+  const dashboard = new DashboardService(cp);
   const server = http.createServer((req, res) => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
       res.writeHead(400, { 'content-type': 'text/plain' }).end('malformed request URL\n');
+      return;
+    }
+    if (dashboard.serves(url.pathname)) {
+      dashboard.handle(req, url).then(
+        (r) => res.writeHead(r.status, { 'content-type': r.type, ...r.headers }).end(req.method === 'HEAD' ? undefined : r.body),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`internal error: ${err.message}\n`),
+      );
       return;
     }
     const api = matchConfigApi(cp, url.pathname);
@@ -158,11 +169,12 @@ export function startMonitoringServer(cp: ControlPlane, address: string): Promis
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
+      dashboard.start();
       resolve({
         port: (server.address() as AddressInfo).port,
         close: () =>
           new Promise<void>((done) => {
-            server.close(() => done());
+            server.close(() => dashboard.stop().then(done, done));
             server.closeAllConnections();
           }),
       });
