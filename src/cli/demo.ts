@@ -200,7 +200,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   io.out(`
 Bookinfo is running in the mesh.
   page:        http://127.0.0.1:8080/productpage
-  dashboard:   http://127.0.0.1:15014  (/debug/syncz, /debug/configz, /metrics)
+  dashboard:   http://127.0.0.1:15014/ui  (bin/weft dashboard; debug views on http://127.0.0.1:15014)
   traces:      every request, over OTLP/HTTP to 127.0.0.1:4318 (examples/bookinfo/mesh.yaml); to see
                them: docker run -e COLLECTOR_OTLP_ENABLED=true -p 4318:4318 -p 16686:16686
                jaegertracing/all-in-one, then http://127.0.0.1:16686
