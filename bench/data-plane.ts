@@ -2,6 +2,8 @@
 // loopback. One table, measured in one run, side by side:
 //   direct      wrk -> backend
 //   weft proxy  wrk -> Weft gateway proxy (bin/weft proxy --gateway, configured over ADS) -> backend
+//   weft proxy (telemetry off)  the same with --telemetry off (no Istio metrics, no metadata
+//               exchange), on 127.0.0.2: what the standard metrics cost per request
 //   nginx proxy wrk -> nginx reverse proxy (bench/nginx/nginx.conf.template) -> backend
 // Columns: requests/s at saturation (wrk), proxy CPU microseconds per request (/proc/<pid>/stat),
 // p50/p99 at a fixed 1,000 requests/s (the coordinated-omission-aware client below, in its own
@@ -9,6 +11,7 @@
 // core, wrk, the fixed-rate client and the backend to core 0 (taskset), when there are two cores.
 //   npm run bench                       (build, install wrk/nginx, run)
 //   node dist/bench/data-plane.js [--runs 3] [--duration 7] [--rate 1000] [--connections 32] [--profile-proxy DIR]
+//                                 [--targets direct,weft,weft-telemetry-off,nginx]   (a focused run: a subset)
 // Writes bench/results/data-plane.json. Every child process is stopped on exit, failure or Ctrl-C.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,6 +23,8 @@ import { parseArgs } from 'node:util';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const HOST = '127.0.0.1';
+/** The telemetry-off gateway binds the same ports on a second loopback address. */
+const HOST_TELEMETRY_OFF = '127.0.0.2';
 const PORTS = { backend: 18080, nginxProxy: 18081, weftGateway: 18082, xds: 18010, controlHttp: 18014 } as const;
 const WEFT_ADMIN_PORTS = [15000, 15090, 15021];
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -316,11 +321,11 @@ async function waitForHttp200(url: string, what: string, timeoutMs: number, logF
   throw new Error(`${what} did not answer 200 at ${url} within ${timeoutMs} ms (last: ${last})${logFile ? `; see ${logFile}` : ''}`);
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(port: number, host = HOST): Promise<boolean> {
   return new Promise((resolve) => {
     const server = http.createServer();
     server.once('error', () => resolve(false));
-    server.listen(port, HOST, () => server.close(() => resolve(true)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 
@@ -366,11 +371,20 @@ spec:
     hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bench-gateway-telemetry-off, namespace: default}
+spec:
+  selector: {istio: bench-gateway-telemetry-off}
+  servers:
+  - port: {number: ${PORTS.weftGateway}, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bench, namespace: default}
 spec:
   hosts: ["*"]
-  gateways: [bench-gateway]
+  gateways: [bench-gateway, bench-gateway-telemetry-off]
   http:
   - route:
     - destination: {host: backend, port: {number: ${PORTS.backend}}}
@@ -417,10 +431,13 @@ function summarize(row: Row) {
   };
 }
 
+const NO_ROW = { rps: NaN, cpuUs: NaN, p50: NaN, p90: NaN, p99: NaN, coresAtRate: NaN, errors: 0 };
+
 function table(rows: Row[]): string {
   const s = new Map(rows.map((r) => [r.name, summarize(r)]));
-  const direct = s.get('direct')!;
-  const nginx = s.get('nginx proxy')!;
+  // A focused run may leave out direct or nginx: their columns are then '-'.
+  const direct = s.get('direct') ?? NO_ROW;
+  const nginx = s.get('nginx proxy') ?? NO_ROW;
   const header = ['', 'req/s', 'vs direct', 'vs nginx', 'CPU us/req', 'vs nginx', 'p50 ms', 'p90 ms', 'p99 ms', '+p50 ms', 'p99 vs nginx', 'cores@rate', 'RSS MB', 'peak RSS MB', 'errors'];
   const lines = rows.map((row) => {
     const x = s.get(row.name)!;
@@ -459,8 +476,14 @@ async function main(): Promise<void> {
       'warmup-seconds': { type: 'string', default: '3' },
       /** Write a V8 CPU profile of the Weft proxy (node --cpu-prof) into this directory. */
       'profile-proxy': { type: 'string' },
+      /** Which rows to measure (comma list of direct, weft, weft-telemetry-off, nginx). */
+      targets: { type: 'string', default: 'direct,weft,weft-telemetry-off,nginx' },
     },
   });
+  const wanted = new Set(values.targets!.split(',').map((t) => t.trim()).filter(Boolean));
+  for (const t of wanted) {
+    if (!['direct', 'weft', 'weft-telemetry-off', 'nginx'].includes(t)) throw new Error(`--targets: unknown target "${t}" (direct, weft, weft-telemetry-off, nginx)`);
+  }
   const runs = Number(values.runs);
   const seconds = Number(values.duration);
   const rate = Number(values.rate);
@@ -472,8 +495,10 @@ async function main(): Promise<void> {
   for (const [name, port] of Object.entries(PORTS)) {
     if (!(await portFree(port))) throw new Error(`port ${HOST}:${port} (${name}) is in use (hint: is another benchmark running?)`);
   }
-  for (const port of WEFT_ADMIN_PORTS) {
-    if (!(await portFree(port))) throw new Error(`port ${HOST}:${port} (the Weft gateway's admin/stats/health) is in use (hint: is a weft proxy running on ${HOST}?)`);
+  for (const host of wanted.has('weft-telemetry-off') ? [HOST, HOST_TELEMETRY_OFF] : [HOST]) {
+    for (const port of [...WEFT_ADMIN_PORTS, ...(host === HOST ? [] : [PORTS.weftGateway])]) {
+      if (!(await portFree(port, host))) throw new Error(`port ${host}:${port} (a Weft gateway's listener/admin/stats/health) is in use (hint: is a weft proxy running on ${host}?)`);
+    }
   }
 
   const ncpu = os.availableParallelism();
@@ -512,10 +537,13 @@ async function main(): Promise<void> {
   void backend;
 
   // nginx as a reverse proxy.
-  const proxyConf = path.join(work, 'proxy-nginx.conf');
-  fs.writeFileSync(proxyConf, fillTemplate(path.join(REPO, 'bench/nginx/nginx.conf.template'), { PREFIX: work, LISTEN: `${HOST}:${PORTS.nginxProxy}`, BACKEND: `${HOST}:${PORTS.backend}` }));
-  const nginxProxy = startProcess('proxy nginx', ...pinned(pin, pin.proxyCpu, nginxBin, ['-p', work, '-c', proxyConf]), log('proxy-nginx'));
-  await waitForHttp200(`http://${HOST}:${PORTS.nginxProxy}/`, 'nginx reverse proxy', 10_000, path.join(work, 'proxy-nginx-error.log'));
+  let nginxProxy: Managed | undefined;
+  if (wanted.has('nginx')) {
+    const proxyConf = path.join(work, 'proxy-nginx.conf');
+    fs.writeFileSync(proxyConf, fillTemplate(path.join(REPO, 'bench/nginx/nginx.conf.template'), { PREFIX: work, LISTEN: `${HOST}:${PORTS.nginxProxy}`, BACKEND: `${HOST}:${PORTS.backend}` }));
+    nginxProxy = startProcess('proxy nginx', ...pinned(pin, pin.proxyCpu, nginxBin, ['-p', work, '-c', proxyConf]), log('proxy-nginx'));
+    await waitForHttp200(`http://${HOST}:${PORTS.nginxProxy}/`, 'nginx reverse proxy', 10_000, path.join(work, 'proxy-nginx-error.log'));
+  }
 
   // Weft: the control plane on the mesh YAML, and one gateway proxy (a real `bin/weft proxy` process).
   fs.writeFileSync(path.join(work, 'mesh', 'mesh.yaml'), meshYaml());
@@ -526,31 +554,46 @@ async function main(): Promise<void> {
     log('weft-control'),
   );
   await waitForHttp200(`http://${HOST}:${PORTS.controlHttp}/ready`, 'weft control plane', 15_000, log('weft-control'));
-  const weftProxy = startProcess(
-    'weft proxy',
-    ...pinned(pin, pin.proxyCpu, process.execPath, [
-      ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
-      weftBin,
-      'proxy', '--gateway', 'bench-gateway', '--labels', 'istio=bench-gateway', '--address', HOST, '--xds', `${HOST}:${PORTS.xds}`, '--drain-seconds', '1', '--log-level', 'warn']),
-    log('weft-proxy'),
-  );
-  await waitForHttp200(`http://${HOST}:${PORTS.weftGateway}/`, 'weft gateway proxy', 20_000, log('weft-proxy'));
+  // The same gateway twice: Istio telemetry on (the default) and off, pinned to the same CPU and
+  // measured one after the other, so the difference is what the metrics and metadata exchange cost.
+  const startWeftGateway = (name: string, host: string, telemetry: 'on' | 'off') => {
+    const proxy = startProcess(
+      name,
+      ...pinned(pin, pin.proxyCpu, process.execPath, [
+        ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
+        weftBin,
+        'proxy', '--gateway', telemetry === 'on' ? 'bench-gateway' : 'bench-gateway-telemetry-off',
+        '--labels', telemetry === 'on' ? 'istio=bench-gateway' : 'istio=bench-gateway-telemetry-off',
+        '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn']),
+      log(name.replace(/\W+/g, '-')),
+    );
+    return { proxy, ready: waitForHttp200(`http://${host}:${PORTS.weftGateway}/`, name, 20_000, log(name.replace(/\W+/g, '-'))) };
+  };
+  const weftOn = wanted.has('weft') ? startWeftGateway('weft proxy', HOST, 'on') : undefined;
+  const weftOff = wanted.has('weft-telemetry-off') ? startWeftGateway('weft proxy telemetry off', HOST_TELEMETRY_OFF, 'off') : undefined;
+  await Promise.all([weftOn?.ready, weftOff?.ready]);
 
-  const nginxPids = () => [nginxProxy.child.pid!, ...childPids(nginxProxy.child.pid!)];
-  const targets: Target[] = [
-    { name: 'direct', url: `http://${HOST}:${PORTS.backend}/`, pids: () => [] },
-    { name: 'weft proxy', url: `http://${HOST}:${PORTS.weftGateway}/`, pids: () => [weftProxy.child.pid!] },
-    { name: 'nginx proxy', url: `http://${HOST}:${PORTS.nginxProxy}/`, pids: nginxPids },
-  ];
+  const targets: Target[] = [];
+  if (wanted.has('direct')) targets.push({ name: 'direct', url: `http://${HOST}:${PORTS.backend}/`, pids: () => [] });
+  if (weftOn) targets.push({ name: 'weft proxy', url: `http://${HOST}:${PORTS.weftGateway}/`, pids: () => [weftOn.proxy.child.pid!] });
+  if (weftOff) targets.push({ name: 'weft (telemetry off)', url: `http://${HOST_TELEMETRY_OFF}:${PORTS.weftGateway}/`, pids: () => [weftOff.proxy.child.pid!] });
+  if (nginxProxy) {
+    const nginx = nginxProxy;
+    targets.push({ name: 'nginx proxy', url: `http://${HOST}:${PORTS.nginxProxy}/`, pids: () => [nginx.child.pid!, ...childPids(nginx.child.pid!)] });
+  }
   const rows: Row[] = targets.map((t) => ({ name: t.name, saturation: [], fixedRate: [], rssAtRateMb: NaN, peakRssMb: NaN }));
 
   process.stdout.write(`warm-up: ${warmupSeconds}s of wrk against each target...`);
   for (const t of targets) await saturate(t, pin, warmupSeconds, connections);
   process.stdout.write(' done\n');
 
+  // Every other round goes through the targets backwards: whatever the position in a round costs
+  // (the machine's other load, what the previous target left behind) is shared out evenly, which
+  // matters when two rows differ by a few percent (telemetry on and off).
+  const inRoundOrder = (r: number) => (r % 2 ? [...targets.entries()].reverse() : [...targets.entries()]);
   // Fixed rate first, so "RSS at 1,000 req/s" is the RSS after serving that rate, before saturation.
   for (let r = 0; r < runs; r++) {
-    for (const [i, t] of targets.entries()) {
+    for (const [i, t] of inRoundOrder(r)) {
       process.stdout.write(`fixed rate ${r + 1}/${runs} ${t.name}...`);
       const res = await fixedRate(t, pin, rate, seconds, connections);
       rows[i].fixedRate.push(res);
@@ -559,7 +602,7 @@ async function main(): Promise<void> {
   }
   for (const [i, t] of targets.entries()) rows[i].rssAtRateMb = t.pids().length ? sum(t.pids().map((p) => statusKb(p, 'VmRSS'))) / 1024 : NaN;
   for (let r = 0; r < runs; r++) {
-    for (const [i, t] of targets.entries()) {
+    for (const [i, t] of inRoundOrder(r)) {
       process.stdout.write(`saturation ${r + 1}/${runs} ${t.name}...`);
       const res = await saturate(t, pin, seconds, connections);
       rows[i].saturation.push(res);
@@ -574,6 +617,16 @@ async function main(): Promise<void> {
   console.log(`req/s: saturation (wrk, ${connections} connections); CPU us/req: proxy utime+stime over the saturation run / requests (nginx: master + worker);`);
   console.log(`p50/p90/p99: at a fixed ${rate} req/s, from scheduled start; +p50: added to direct's p50; cores@rate: proxy CPU at ${rate} req/s as a fraction of one core;`);
   console.log(`RSS MB: after the fixed-rate runs; peak RSS: VmHWM over the whole benchmark (nginx: master + worker summed). ${pin.note}.`);
+  const on = rows.find((r) => r.name === 'weft proxy');
+  const off = rows.find((r) => r.name === 'weft (telemetry off)');
+  if (on && off) {
+    const a = summarize(on);
+    const b = summarize(off);
+    console.log(
+      `telemetry: ${fmt(a.rps)} vs ${fmt(b.rps)} req/s (${ratio(a.rps, b.rps)}), ${fmt(a.cpuUs, 1)} vs ${fmt(b.cpuUs, 1)} CPU us/req ` +
+        `(+${fmt(a.cpuUs - b.cpuUs, 1)} us), p50 ${fmt(a.p50, 3)} vs ${fmt(b.p50, 3)} ms with Istio metrics on vs off`,
+    );
+  }
   console.log(`took ${Math.round((Date.now() - startedAt) / 1000)} s`);
 
   const resultsDir = path.join(REPO, 'bench', 'results');

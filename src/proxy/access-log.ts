@@ -1,6 +1,7 @@
 // What the proxy records about each request or TCP connection, and Envoy-format access logs
 // (file/stdout/stderr loggers, text format with %COMMAND% operators, or JSON format).
 import * as fs from 'node:fs';
+import { responseFlagsText } from './telemetry/istio-metrics';
 
 export interface RequestRecord {
   /** Epoch milliseconds. */
@@ -77,7 +78,7 @@ function operator(record: RequestRecord, op: string, arg: string | undefined): u
     case 'RESPONSE_CODE':
       return record.status;
     case 'RESPONSE_FLAGS':
-      return record.flags.length ? record.flags.join(',') : '-';
+      return responseFlagsText(record.flags);
     case 'RESPONSE_CODE_DETAILS':
       return record.details;
     case 'CONNECTION_TERMINATION_DETAILS':

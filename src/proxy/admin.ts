@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProxyStats } from './stats';
 import type { ClusterManager } from './upstream/cluster-manager';
+import type { Host } from './upstream/host';
 
 export type ServerState = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING';
 
@@ -28,76 +29,120 @@ function send(res: http.ServerResponse, status: number, body: string, type = 'te
   res.end(body);
 }
 
+const UINT32_MAX = 4294967295;
+
+/** Envoy prints an unset (unlimited) threshold as the largest uint32. */
+function threshold(v: number): number {
+  return Number.isFinite(v) ? v : UINT32_MAX;
+}
+
 /** Envoy's /clusters text: one `cluster::host::stat::value` line per fact. */
 export function renderClusters(clusters: ClusterManager): string {
   const lines: string[] = [];
-  const now = Date.now();
   for (const c of clusters.all()) {
     const t = c.config.thresholds;
     const n = c.name;
     lines.push(`${n}::observability_name::${n}`);
-    lines.push(`${n}::default_priority::max_connections::${t.maxConnections}`);
-    lines.push(`${n}::default_priority::max_pending_requests::${t.maxPendingRequests}`);
-    lines.push(`${n}::default_priority::max_requests::${t.maxRequests}`);
-    lines.push(`${n}::default_priority::max_retries::${t.maxRetries}`);
+    if (c.config.outlierDetection) {
+      // Envoy: the success-rate ejection thresholds of the last interval (-1: not computed).
+      lines.push(`${n}::outlier::success_rate_average::-1`, `${n}::outlier::success_rate_ejection_threshold::-1`);
+      lines.push(`${n}::outlier::local_origin_success_rate_average::-1`, `${n}::outlier::local_origin_success_rate_ejection_threshold::-1`);
+    }
+    lines.push(`${n}::default_priority::max_connections::${threshold(t.maxConnections)}`);
+    lines.push(`${n}::default_priority::max_pending_requests::${threshold(t.maxPendingRequests)}`);
+    lines.push(`${n}::default_priority::max_requests::${threshold(t.maxRequests)}`);
+    lines.push(`${n}::default_priority::max_retries::${threshold(t.maxRetries)}`);
+    // Weft has no HIGH priority routing; Envoy's defaults are shown for the format's sake.
+    lines.push(`${n}::high_priority::max_connections::1024`, `${n}::high_priority::max_pending_requests::1024`);
+    lines.push(`${n}::high_priority::max_requests::1024`, `${n}::high_priority::max_retries::3`);
     lines.push(`${n}::added_via_api::true`);
     for (const h of c.hosts) {
       const p = `${n}::${h.key}`;
       lines.push(`${p}::cx_active::${h.connections()}`);
       lines.push(`${p}::cx_connect_fail::${h.stats.cxConnectFail}`);
+      lines.push(`${p}::cx_total::${h.stats.cxTotal}`);
       lines.push(`${p}::rq_active::${h.active}`);
       lines.push(`${p}::rq_error::${h.stats.rqError}`);
       lines.push(`${p}::rq_success::${h.stats.rqSuccess}`);
       lines.push(`${p}::rq_timeout::${h.stats.rqTimeout}`);
       lines.push(`${p}::rq_total::${h.stats.rqTotal}`);
-      if (h.hostname) lines.push(`${p}::hostname::${h.hostname}`);
-      lines.push(`${p}::health_flags::${healthFlags(h, now)}`);
+      lines.push(`${p}::hostname::${h.hostname ?? ''}`);
+      lines.push(`${p}::health_flags::${healthFlags(h)}`);
       lines.push(`${p}::weight::${h.weight}`);
       lines.push(`${p}::region::${h.locality?.split('/')[0] ?? ''}`);
       lines.push(`${p}::zone::${h.locality?.split('/')[1] ?? ''}`);
       lines.push(`${p}::sub_zone::${h.locality?.split('/')[2] ?? ''}`);
+      lines.push(`${p}::canary::false`);
       lines.push(`${p}::priority::${h.priority}`);
+      lines.push(`${p}::success_rate::${h.outlier.externalSuccessRate}`);
+      lines.push(`${p}::local_origin_success_rate::${h.outlier.localSuccessRate}`);
     }
   }
   return lines.join('\n') + '\n';
 }
 
-function healthFlags(h: { health: string; edsHealthy: boolean; isEjected(now: number): boolean }, now: number): string {
-  const flags: string[] = [];
-  if (!h.edsHealthy) flags.push('/failed_eds_health');
-  if (h.health === 'DEGRADED') flags.push('/degraded_eds_health');
-  if (h.isEjected(now)) flags.push('/failed_outlier_check');
-  return flags.length ? flags.join('|') : 'healthy';
+/** Envoy's HostUtility::healthFlagsToString: the flags concatenated, or `healthy`. */
+function healthFlags(h: Host): string {
+  let flags = '';
+  if (h.health === 'UNHEALTHY' || h.health === 'TIMEOUT') flags += '/failed_eds_health';
+  if (h.health === 'DEGRADED') flags += '/degraded_eds_health';
+  if (h.health === 'DRAINING') flags += '/eds_status_draining';
+  if (h.ejected) flags += '/failed_outlier_check';
+  return flags || 'healthy';
 }
 
 export function clustersJson(clusters: ClusterManager): unknown {
-  const now = Date.now();
   return {
-    cluster_statuses: [...clusters.all()].map((c) => ({
-      name: c.name,
-      added_via_api: true,
-      host_statuses: c.hosts.map((h) => ({
-        address: { socket_address: { address: h.address, port_value: h.port } },
-        stats: [
-          { name: 'cx_active', value: h.connections() },
-          { name: 'rq_active', value: h.active },
-          { name: 'rq_total', value: h.stats.rqTotal },
-          { name: 'rq_error', value: h.stats.rqError },
-          { name: 'rq_success', value: h.stats.rqSuccess },
-          { name: 'rq_timeout', value: h.stats.rqTimeout },
-          { name: 'cx_connect_fail', value: h.stats.cxConnectFail },
-        ],
-        health_status: {
-          eds_health_status: h.health,
-          failed_outlier_check: h.isEjected(now) || undefined,
+    cluster_statuses: [...clusters.all()].map((c) => {
+      const t = c.config.thresholds;
+      return {
+        name: c.name,
+        observability_name: c.name,
+        added_via_api: true,
+        circuit_breakers: {
+          thresholds: [
+            {
+              priority: 'DEFAULT',
+              max_connections: threshold(t.maxConnections),
+              max_pending_requests: threshold(t.maxPendingRequests),
+              max_requests: threshold(t.maxRequests),
+              max_retries: threshold(t.maxRetries),
+            },
+          ],
         },
-        weight: h.weight,
-        locality: h.locality,
-        priority: h.priority,
-        hostname: h.hostname,
-      })),
-    })),
+        host_statuses: c.hosts.map((h) => ({
+          address: { socket_address: { address: h.address, port_value: h.port } },
+          stats: [
+            { name: 'cx_connect_fail', value: h.stats.cxConnectFail },
+            { name: 'cx_total', value: h.stats.cxTotal },
+            { name: 'rq_error', value: h.stats.rqError },
+            { name: 'rq_success', value: h.stats.rqSuccess },
+            { name: 'rq_timeout', value: h.stats.rqTimeout },
+            { name: 'rq_total', value: h.stats.rqTotal },
+            { type: 'GAUGE', name: 'cx_active', value: h.connections() },
+            { type: 'GAUGE', name: 'rq_active', value: h.active },
+          ],
+          health_status: {
+            eds_health_status: h.health === 'UNKNOWN' ? 'HEALTHY' : h.health,
+            ...(h.ejected ? { failed_outlier_check: true } : {}),
+          },
+          ...(h.outlier.externalSuccessRate >= 0 ? { success_rate: { value: h.outlier.externalSuccessRate } } : {}),
+          ...(h.outlier.localSuccessRate >= 0 ? { local_origin_success_rate: { value: h.outlier.localSuccessRate } } : {}),
+          weight: h.weight,
+          ...(h.locality ? { locality: localityJson(h.locality) } : { locality: {} }),
+          priority: h.priority,
+          hostname: h.hostname ?? '',
+          // Not Envoy's: when an ejected host returns (ms since the epoch), for operators.
+          ...(h.ejected ? { weft_ejected_until: h.outlier.lastEjectionTime + c.ejectionDurationMs(h) } : {}),
+        })),
+      };
+    }),
   };
+}
+
+function localityJson(locality: string): Record<string, string> {
+  const [region, zone, subZone] = locality.split('/');
+  return { ...(region ? { region } : {}), ...(zone ? { zone } : {}), ...(subZone ? { sub_zone: subZone } : {}) };
 }
 
 export function createAdminHandler(src: AdminSource): http.RequestListener {

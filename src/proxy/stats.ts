@@ -191,10 +191,10 @@ export class ProxyStats {
     for (const c of clusters.all()) {
       const base = `cluster.${c.name}.`;
       for (const [k, v] of Object.entries(c.stats)) lines.push(`${base}${k}: ${v}`);
+      for (const [k, v] of Object.entries(c.gauges())) lines.push(`${base}${k}: ${v}`);
       lines.push(`${base}upstream_rq_active: ${c.counters.activeRequests}`);
       lines.push(`${base}membership_total: ${c.hosts.length}`);
       lines.push(`${base}membership_healthy: ${c.usableHosts().length}`);
-      lines.push(`${base}outlier_detection_ejections_active: ${c.ejectedHosts()}`);
     }
     for (const [prefix, s] of this.httpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`http.${prefix}.${k}: ${v}`);
     for (const [prefix, s] of this.tcpByPrefix) for (const [k, v] of Object.entries(s)) lines.push(`tcp.${prefix}.${k}: ${v}`);
@@ -223,7 +223,9 @@ export class ProxyStats {
     };
     for (const c of clusters.all()) {
       const labels = { envoy_cluster_name: c.name };
-      for (const [k, v] of Object.entries(c.stats)) add(`envoy_cluster_${k}`, labels, v);
+      // Envoy's Prometheus names flatten the dots: outlier_detection.ejections_active -> _.
+      for (const [k, v] of Object.entries(c.stats)) add(`envoy_cluster_${k.replace(/\./g, '_')}`, labels, v);
+      for (const [k, v] of Object.entries(c.gauges())) add(`envoy_cluster_${k.replace(/\./g, '_')}`, labels, v);
       add('envoy_cluster_upstream_rq_active', labels, c.counters.activeRequests);
       add('envoy_cluster_membership_total', labels, c.hosts.length);
       add('envoy_cluster_membership_healthy', labels, c.usableHosts().length);
@@ -242,7 +244,8 @@ export class ProxyStats {
     for (const [name, lines] of series) {
       const counter =
         namedProm.has(name) ||
-        /_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$/.test(name);
+        (/_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$|_ejections_|_cx_destroy|_max_requests$|_reached$|_exceeded$|_exponential$|_eject$/.test(name) &&
+          !/_active$|_open$|_remaining_/.test(name));
       out.push(`# TYPE ${name} ${counter ? 'counter' : 'gauge'}`, ...lines);
     }
     return out.join('\n') + '\n' + (this.istio?.renderPrometheus() ?? '');

@@ -92,9 +92,17 @@ export function compileRetryPolicy(r: Json, problems: Problems, path: string): R
       'retry_back_off',
       'retriable_headers',
       'retriable_request_headers',
+      'retry_priority',
     ],
     ['rate_limited_retry_back_off'],
   );
+  let avoidPreviousPriorities = false;
+  if (r.retry_priority) {
+    const type = r.retry_priority.typed_config?.['@type'] ?? '';
+    // Istio's retryRemoteLocalities: retries leave the priorities (localities) already tried.
+    if (type.endsWith('PreviousPrioritiesConfig') || r.retry_priority.name === 'envoy.retry_priorities.previous_priorities') avoidPreviousPriorities = true;
+    else problems.add(join(path, 'retry_priority'), `retry priority "${r.retry_priority.name ?? type}" is not supported (only previous_priorities)`);
+  }
   const on = new Set<RetryCondition>();
   for (const raw of String(r.retry_on ?? '').split(',')) {
     const c = raw.trim();
@@ -132,6 +140,7 @@ export function compileRetryPolicy(r: Json, problems: Problems, path: string): R
       compileHeaderMatcher(h, problems, join(join(path, 'retriable_request_headers'), i)),
     ),
     avoidPreviousHosts,
+    avoidPreviousPriorities,
     hostSelectionMaxAttempts: Math.max(1, Number(r.host_selection_retry_max_attempts ?? 1)),
     backoffBaseMs: base,
     backoffMaxMs: Math.max(base, max),

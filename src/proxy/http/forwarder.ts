@@ -76,6 +76,8 @@ export function retriableResponse(policy: RetryPolicy, status: number, headers: 
 
 export function retriableFailure(policy: RetryPolicy, failure: UpstreamFailure | 'timeout'): boolean {
   const on = policy.on;
+  // Envoy never retries a circuit breaker overflow: retrying would only add load.
+  if (failure !== 'timeout' && failure.kind === 'overflow') return false;
   if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
   if (failure === 'timeout') return false;
   if (on.has('connect-failure') && failure.kind === 'connect-failure') return true;
@@ -123,13 +125,7 @@ export class Forwarder {
 
   start(): void {
     const s = this.s;
-    const cluster = this.cluster;
-    const admission = cluster.admit(this.protocol);
-    if (admission !== 'ok') {
-      cluster.stats.upstream_rq_pending_overflow++;
-      s.localReply(503, { flag: 'UO', details: 'upstream_reset_before_response_started{overflow}', body: upstreamResetBody('overflow') });
-      return;
-    }
+    // Circuit breakers are checked by the endpoint's connection pool (an `overflow` failure).
     this.prepareRequest();
     const timeoutMs = this.routeTimeoutMs();
     if (timeoutMs > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), timeoutMs);
@@ -258,7 +254,8 @@ export class Forwarder {
       return cluster.originalDestination(address, portNumber);
     }
     const policy = this.retry;
-    return cluster.pickHost(this.requestHash(), policy?.avoidPreviousHosts ? this.tried ?? undefined : undefined, policy?.hostSelectionMaxAttempts ?? 1);
+    const priorities = policy?.avoidPreviousPriorities && this.tried ? new Set([...this.tried].map((h) => h.priority)) : undefined;
+    return cluster.pickHost(this.requestHash(), policy?.avoidPreviousHosts ? this.tried ?? undefined : undefined, policy?.hostSelectionMaxAttempts ?? 1, priorities);
   }
 
   private attempt(isRetry: boolean): void {
@@ -272,7 +269,7 @@ export class Forwarder {
       s.localReply(503, { flag: 'UH', details: 'no_healthy_upstream', body: 'no healthy upstream' });
       return;
     }
-    if (this.retry?.avoidPreviousHosts) (this.tried ?? (this.tried = new Set())).add(host);
+    if (this.retry?.avoidPreviousHosts || this.retry?.avoidPreviousPriorities) (this.tried ?? (this.tried = new Set())).add(host);
     const attempt = new Attempt(this, host, isRetry);
     this.current = attempt;
     s.attempts++;
@@ -324,12 +321,10 @@ export class Forwarder {
       const f = outcome.failure;
       if (f === 'timeout') {
         host.stats.rqTimeout++;
-        cluster.recordOutcome(host, { kind: 'local-origin-failure' });
-      } else if (f.kind !== 'local-reset') {
-        if (f.kind === 'connect-failure') {
-          cluster.stats.upstream_cx_connect_fail++;
-          host.stats.cxConnectFail++;
-        } else cluster.stats.upstream_rq_rx_reset++;
+        cluster.recordOutcome(host, { kind: 'timeout' });
+      } else if (f.kind !== 'local-reset' && f.kind !== 'overflow') {
+        // Connect failures are counted by the connection pool; an overflow never left the proxy.
+        if (f.kind !== 'connect-failure') cluster.stats.upstream_rq_rx_reset++;
         cluster.recordOutcome(host, { kind: 'local-origin-failure' });
       }
     }
@@ -338,7 +333,11 @@ export class Forwarder {
   /** Whether one more attempt is allowed now (counts a retry overflow when the budget is spent). */
   private retryAllowed(): boolean {
     const policy = this.retry;
-    if (!policy || this.retriesLeft <= 0) return false;
+    if (!policy) return false;
+    if (this.retriesLeft <= 0) {
+      if (policy.numRetries > 0) this.cluster.stats.upstream_rq_retry_limit_exceeded++;
+      return false;
+    }
     if (this.replay && !this.replay.replayable) return false;
     if (policy.retriableRequestHeaders.length) {
       const lookup = (name: string) => this.s.header(name);
@@ -358,6 +357,7 @@ export class Forwarder {
     this.retryNumber++;
     this.retryCounted = true;
     this.cluster.stats.upstream_rq_retry++;
+    this.cluster.stats.upstream_rq_retry_backoff_exponential++;
     this.cluster.counters.activeRetries++;
     const delay = retryBackoffMs(policy, this.retryNumber, this.s.runtime.random);
     this.current = null;
@@ -474,16 +474,19 @@ export class Forwarder {
       this.scheduleRetry();
       return;
     }
-    // Keep-alive race: the upstream closed a pooled connection as we reused it. An idempotent
-    // request that got no response byte is safe to send once more on a fresh connection.
+    // Keep-alive race: the upstream closed a pooled connection as we reused it (Istio's classic
+    // 503 UC). An idempotent request that got no response byte is safe to send once more, on a
+    // connection that has carried nothing yet.
     if (
       !this.transparentRetryUsed &&
       failure.kind === 'connection-termination' &&
       failure.beforeHeaders &&
+      failure.reusedConnection &&
       IDEMPOTENT.has(s.method) &&
       (this.request.body === null || (this.replay?.replayable ?? false))
     ) {
       this.transparentRetryUsed = true;
+      this.request.freshConnection = true;
       this.cluster.counters.activeRetries++;
       this.attempt(true);
       return;
@@ -513,7 +516,13 @@ export class Forwarder {
         s.localReply(503, { flag: 'UPE', details: 'upstream_reset_before_response_started{protocol_error}', body: upstreamResetBody('protocol error') });
         break;
       case 'overflow':
-        s.localReply(503, { flag: 'UO', details: 'upstream_reset_before_response_started{overflow}', body: upstreamResetBody('overflow') });
+        // Envoy's router marks circuit-breaker rejections with x-envoy-overloaded.
+        s.localReply(503, {
+          flag: 'UO',
+          details: 'upstream_reset_before_response_started{overflow}',
+          body: upstreamResetBody('overflow'),
+          ...(this.suppressEnvoyHeaders ? {} : { headers: ['x-envoy-overloaded', 'true'] }),
+        });
         break;
       default:
         s.localReply(503, { flag: 'UC', details: 'upstream_reset_before_response_started{connection_termination}', body: upstreamResetBody('connection termination') });

@@ -118,9 +118,12 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
   }
   const cluster = clusterName ? runtime.clusters.get(clusterName) : undefined;
   const downstreamTls = downstream instanceof net.Socket ? downstreamTlsInfo(downstream) : undefined;
-  const tel = runtime.telemetry?.tcpConnection(config.trafficDirection === 'INBOUND', clusterName, downstreamTls);
+  const inbound = config.trafficDirection === 'INBOUND';
+  const tel = runtime.telemetry?.tcpConnection(inbound, clusterName, downstreamTls);
   // Server side of Istio's TCP metadata exchange: the client's preamble comes first on the wire.
-  const fromPeer = tel?.inbound && (downstream as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN ? new PeerPreambleReader() : undefined;
+  // It is never application data, so it is taken off even with telemetry off (then this side
+  // sends none of its own).
+  const fromPeer = inbound && (downstream as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN ? new PeerPreambleReader() : undefined;
   let preambleSent = false;
   const logged = config.accessLogs.length > 0 || runtime.onRequest !== undefined;
   let upstreamLocalAddress: string | undefined;
@@ -262,15 +265,14 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
         upstreamLocalAddress = socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : undefined;
         if (tlsOptions) upstreamPeerUriSan = parseSubjectAltNames((socket as tls.TLSSocket).getPeerCertificate().subjectaltname).find((s) => s.type === 'URI')?.value;
       }
-      // Client side of Istio's TCP metadata exchange: our preamble goes first, the server's is
-      // read off the front of what comes back.
-      let fromUpstreamPeer: PeerPreambleReader | undefined;
+      // Client side of Istio's TCP metadata exchange: our preamble goes first (telemetry on), the
+      // server's is read off the front of what comes back (always: it is not application data).
+      const fromUpstreamPeer =
+        !inbound && tlsOptions && (socket as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN ? new PeerPreambleReader() : undefined;
       if (tel) {
         tel.upstreamHost = host;
-        if (!tel.inbound && tlsOptions && (socket as tls.TLSSocket).alpnProtocol === PEER_EXCHANGE_ALPN) {
-          socket.write(tel.preamble);
-          fromUpstreamPeer = new PeerPreambleReader();
-        } else if (!fromPeer) tel.open();
+        if (fromUpstreamPeer) socket.write(tel.preamble);
+        else if (!fromPeer) tel.open();
       }
       ctx.onUpstreamConnected?.();
       if (ctx.head && ctx.head.length) {
@@ -286,14 +288,14 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
       downstream.on('data', (c: Buffer) => {
         if (fromPeer && !fromPeer.done) {
           c = fromPeer.push(c);
-          if (fromPeer.done) {
-            tel!.peer = fromPeer.peer;
+          if (fromPeer.done && tel) {
+            tel.peer = fromPeer.peer;
             // Answer a client that sent its preamble (and only such a client) with ours.
             if (fromPeer.peer && !preambleSent) {
               preambleSent = true;
-              downstream.write(tel!.preamble);
+              downstream.write(tel.preamble);
             }
-            tel!.open();
+            tel.open();
           }
           if (c.length === 0) return;
         }
@@ -315,16 +317,16 @@ export function proxyTcp(downstream: Downstream, config: TcpProxyConfig, runtime
       socket.on('data', (c: Buffer) => {
         if (fromUpstreamPeer && !fromUpstreamPeer.done) {
           c = fromUpstreamPeer.push(c);
-          if (fromUpstreamPeer.done) {
-            tel!.peer = fromUpstreamPeer.peer;
-            tel!.open();
+          if (fromUpstreamPeer.done && tel) {
+            tel.peer = fromUpstreamPeer.peer;
+            tel.open();
           }
           if (c.length === 0) return;
         }
         // Istio's server writes its preamble before the first byte it sends, if it has not yet.
-        if (fromPeer && !fromPeer.done && !preambleSent) {
+        if (tel && fromPeer && !fromPeer.done && !preambleSent) {
           preambleSent = true;
-          downstream.write(tel!.preamble);
+          downstream.write(tel.preamble);
         }
         toDownstream(c);
       });

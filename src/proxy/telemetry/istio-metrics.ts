@@ -40,6 +40,23 @@ export interface EdgeLabels {
   securityPolicy: 'mutual_tls' | 'none' | 'unknown';
 }
 
+/** Envoy's response flags in the order ResponseFlagUtils::toShortString prints them. */
+const FLAG_ORDER: readonly string[] = [
+  'LH', 'UH', 'UT', 'LR', 'UR', 'UF', 'UC', 'UO', 'NR', 'DI', 'FI', 'RL', 'UAEX', 'RLSE', 'DC', 'URX', 'SI', 'IH', 'DPE',
+  'UMSDR', 'RFCF', 'NFCF', 'DT', 'UPE', 'NC', 'OM', 'DF', 'DO', 'DR',
+];
+
+/** Response flags as Envoy prints them: `-` for none, else comma-joined in Envoy's order, each once. */
+export function responseFlagsText(flags: readonly string[]): string {
+  if (flags.length === 0) return '-';
+  if (flags.length === 1) return flags[0];
+  const rank = (f: string) => {
+    const i = FLAG_ORDER.indexOf(f);
+    return i < 0 ? FLAG_ORDER.length : i;
+  };
+  return [...new Set(flags)].sort((a, b) => rank(a) - rank(b)).join(',');
+}
+
 /** Prometheus label value escaping: backslash, double quote, newline. */
 export function escapeLabelValue(v: string): string {
   return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
@@ -135,7 +152,7 @@ export class HttpEdge {
       }
       return s;
     }
-    const text = flags.length ? flags.join(',') : '-';
+    const text = responseFlagsText(flags);
     const key = `${code}|${grpcStatus}|${text}`;
     const map = this.flagged ?? (this.flagged = new Map());
     let s = map.get(key);
@@ -162,7 +179,7 @@ export class TcpEdge {
   ) {}
 
   series(flags: readonly string[]): TcpSeries | undefined {
-    const text = flags.length ? flags.join(',') : '-';
+    const text = responseFlagsText(flags);
     let s = this.byFlags.get(text);
     if (!s) {
       s = this.metrics.newTcpSeries(`${this.head},${label('response_flags', text)}${this.tail}`);

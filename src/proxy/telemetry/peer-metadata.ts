@@ -182,16 +182,28 @@ export function principalNamespace(principal: string): string {
  */
 export class PeerMetadataCache {
   private readonly byValue = new Map<string, WorkloadMetadata | null>();
+  // Each header arrives as a new string, and a map lookup hashes all of it (a few hundred
+  // characters); comparing with the few values seen last is a memcmp, and usually a hit.
+  private readonly recentValues: string[] = [];
+  private readonly recentPeers: (WorkloadMetadata | null)[] = [];
+  private next = 0;
 
   constructor(private readonly capacity = 1024) {}
 
   get(value: string): WorkloadMetadata | undefined {
+    const recent = this.recentValues;
+    for (let i = 0; i < recent.length; i++) if (recent[i] === value) return this.recentPeers[i] ?? undefined;
     let w = this.byValue.get(value);
     if (w === undefined) {
       if (this.byValue.size >= this.capacity) this.byValue.clear();
       w = decodePeerHeader(value) ?? null;
       this.byValue.set(value, w);
     }
+    this.recentValues[this.next] = value;
+    this.recentPeers[this.next] = w;
+    this.next = (this.next + 1) % RECENT_PEERS;
     return w ?? undefined;
   }
 }
+
+const RECENT_PEERS = 4;
