@@ -1,13 +1,10 @@
-// A strict parser of the Prometheus text exposition format (0.0.4) for tests: metric families
-// with their HELP and TYPE, samples with unescaped labels. It throws on what a scraper would
-// reject: malformed lines or label escapes, samples of an undeclared or non-contiguous family, a
-// TYPE after its samples, the same series twice.
+// The Prometheus text exposition (0.0.4) read strictly, for tests: the dashboard's parser
+// (src/dashboard/prometheus-text.ts) does the lines and label escapes, and any line it could not
+// read is an error here; on top, what a scraper rejects about the whole exposition: samples of
+// an undeclared or non-contiguous family, a TYPE after its samples, the same series twice.
+import { parsePrometheusText as parseLines, type Sample } from '../../src/dashboard/prometheus-text';
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
+export type { Sample };
 
 export interface Exposition {
   types: Map<string, string>;
@@ -15,7 +12,6 @@ export interface Exposition {
   samples: Sample[];
 }
 
-const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
 
 function familyOf(name: string, types: Map<string, string>): string {
@@ -28,84 +24,44 @@ function familyOf(name: string, types: Map<string, string>): string {
   return name;
 }
 
-function parseLabels(text: string, line: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  let i = 0;
-  while (i < text.length) {
-    const eq = text.indexOf('=', i);
-    if (eq < 0) throw new Error(`bad labels in: ${line}`);
-    const name = text.slice(i, eq).trim();
-    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new Error(`bad label name "${name}" in: ${line}`);
-    if (text[eq + 1] !== '"') throw new Error(`label value not quoted in: ${line}`);
-    let value = '';
-    let j = eq + 2;
-    for (;;) {
-      if (j >= text.length) throw new Error(`unterminated label value in: ${line}`);
-      const c = text[j];
-      if (c === '\\') {
-        const next = text[j + 1];
-        if (next === 'n') value += '\n';
-        else if (next === '\\' || next === '"') value += next;
-        else throw new Error(`bad escape \\${next} in: ${line}`);
-        j += 2;
-      } else if (c === '"') {
-        j++;
-        break;
-      } else {
-        value += c;
-        j++;
-      }
+/** Line numbers of `# TYPE` declarations, to tell a TYPE that follows its own samples. */
+function typeLines(text: string): Map<string, number> {
+  const lines = new Map<string, number>();
+  text.split('\n').forEach((line, i) => {
+    const m = /^# TYPE (\S+) /.exec(line);
+    if (m) {
+      if (lines.has(m[1])) throw new Error(`TYPE twice for ${m[1]}`);
+      lines.set(m[1], i);
     }
-    if (name in labels) throw new Error(`label ${name} twice in: ${line}`);
-    labels[name] = value;
-    if (text[j] === ',') j++;
-    else if (j < text.length) throw new Error(`expected "," after label ${name} in: ${line}`);
-    i = j;
-  }
-  return labels;
+  });
+  return lines;
 }
 
 export function parsePrometheusText(text: string): Exposition {
-  const types = new Map<string, string>();
-  const help = new Map<string, string>();
-  const samples: Sample[] = [];
+  const parsed = parseLines(text);
+  if (parsed.problems.length) throw new Error(parsed.problems.map((p) => `line ${p.line}: ${p.message}`).join('\n'));
+  const declaredAt = typeLines(text);
+  const sampleLines: number[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line !== '' && !line.startsWith('#')) sampleLines.push(i);
+  });
   const seenSeries = new Set<string>();
   const finishedFamilies = new Set<string>();
   let currentFamily: string | undefined;
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      const m = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(line);
-      if (!m) continue; // a comment
-      const [, kind, name, rest] = m;
-      if (!NAME.test(name)) throw new Error(`bad metric name in: ${line}`);
-      if (kind === 'TYPE') {
-        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(rest)) throw new Error(`bad type in: ${line}`);
-        if (types.has(name)) throw new Error(`TYPE twice for ${name}`);
-        if (samples.some((s) => familyOf(s.name, types) === name)) throw new Error(`TYPE after samples of ${name}`);
-        types.set(name, rest);
-      } else help.set(name, rest);
-      continue;
-    }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`malformed sample line: ${line}`);
-    const [, name, labelText, valueText] = m;
-    const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : Number(valueText);
-    if (Number.isNaN(value) && valueText !== 'NaN') throw new Error(`bad value in: ${line}`);
-    const labels = labelText ? parseLabels(labelText, line) : {};
-    const family = familyOf(name, types);
-    if (!types.has(family)) throw new Error(`sample of undeclared family ${family}: ${line}`);
+  parsed.samples.forEach((s, index) => {
+    const family = familyOf(s.name, parsed.types);
+    if (!parsed.types.has(family)) throw new Error(`sample of undeclared family ${family}: ${s.name}`);
+    if ((declaredAt.get(family) ?? 0) > sampleLines[index]) throw new Error(`TYPE after samples of ${family}`);
     if (family !== currentFamily) {
       if (finishedFamilies.has(family)) throw new Error(`family ${family} is not contiguous`);
       if (currentFamily) finishedFamilies.add(currentFamily);
       currentFamily = family;
     }
-    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+    const key = `${s.name}{${Object.entries(s.labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
     if (seenSeries.has(key)) throw new Error(`series twice: ${key}`);
     seenSeries.add(key);
-    samples.push({ name, labels, value });
-  }
-  return { types, help, samples };
+  });
+  return { types: parsed.types, help: parsed.help, samples: parsed.samples };
 }
 
 /** Samples named `name` whose labels include every pair of `match`. */
