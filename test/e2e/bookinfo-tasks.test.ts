@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { findSamples, parsePrometheusText } from '../support/prometheus-text';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -121,6 +122,25 @@ describe('Istio traffic-management tasks on `weft demo`', { timeout: 240_000 }, 
     assert.equal(output.match(/weft demo: ready/g)?.length, 1);
     const seen = await versions(30);
     assert.ok(seen.v1 && seen.v2 && seen.v3, `expected v1, v2 and v3 before any routing rule: ${JSON.stringify(seen)}`);
+  });
+
+  it("Istio's standard metrics: both reporters label the gateway -> productpage -> details calls", async () => {
+    const requests = async (address: string, labels: Record<string, string>) => {
+      const text = await (await fetch(`http://${address}:15090/stats/prometheus`)).text();
+      return findSamples(parsePrometheusText(text), 'istio_requests_total', labels).reduce((sum, s) => sum + s.value, 0);
+    };
+    const inbound = { reporter: 'destination', source_workload: 'istio-ingressgateway', source_workload_namespace: 'istio-system', destination_workload: 'productpage-v1', destination_app: 'productpage', destination_service: 'productpage.default.svc.cluster.local', response_code: '200', connection_security_policy: 'mutual_tls', source_principal: 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account' };
+    const outbound = { reporter: 'source', source_workload: 'productpage-v1', source_app: 'productpage', destination_workload: 'details-v1', destination_version: 'v1', destination_service_name: 'details', response_code: '200' };
+    const before = [await requests('127.0.10.1', inbound), await requests('127.0.10.1', outbound), await requests('127.0.10.2', { ...outbound, reporter: 'destination' })];
+    await versions(5);
+    // scraped counters move as soon as the proxies finished the requests
+    await waitFor(
+      async () => {
+        const now = [await requests('127.0.10.1', inbound), await requests('127.0.10.1', outbound), await requests('127.0.10.2', { ...outbound, reporter: 'destination' })];
+        return now.every((n, i) => n - before[i] >= 5);
+      },
+      { timeoutMs: 10_000, message: 'istio_requests_total did not count the 5 page loads on both reporters' },
+    );
   });
 
   it('request routing: virtual-service-all-v1 sends all traffic to reviews v1', async () => {
