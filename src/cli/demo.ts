@@ -190,7 +190,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
       '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...identity,
     ]);
     for (const w of WORKLOADS) {
-      await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 30_000, children);
+      await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 60_000, children);
     }
     await waitUntil('the Bookinfo page through the gateway', async () => (await get('http://127.0.0.1:8080/productpage', 5000)) === 200, 30_000, children);
   } catch (err) {
