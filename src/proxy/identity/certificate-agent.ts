@@ -52,6 +52,8 @@ class CertificateRejected extends Error {}
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+const STARTUP_MAX_BACKOFF_MS = 4_000;
+
 export class CertificateAgent {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -135,7 +137,10 @@ export class CertificateAgent {
       const untilExpiry = current ? current.facts.notAfter.getTime() - Date.now() : Infinity;
       const jitter = 1 + (this.random() * 0.4 - 0.2);
       const delay = Math.max(100, Math.min(this.backoffMs * jitter, untilExpiry > 0 ? untilExpiry / 2 : this.backoffMs));
-      this.backoffMs = Math.min(this.backoffMs * 2, o.backoff?.maxMs ?? 30_000);
+      // Without any certificate the proxy cannot become ready: keep asking every few seconds
+      // (a control plane that starts late should not cost half a minute of backoff).
+      const maxMs = o.backoff?.maxMs ?? 30_000;
+      this.backoffMs = Math.min(this.backoffMs * 2, current ? maxMs : Math.min(maxMs, STARTUP_MAX_BACKOFF_MS));
       this.status_ = { ...this.status_, state: current ? this.status_.state : 'retrying', lastError: message, nextRenewal: new Date(Date.now() + delay).toISOString() };
       this.log.warn('certificate_request_failed', {
         identity: o.identity,
