@@ -189,8 +189,11 @@ function describeStringMatch(h: Json): string {
 // ---------------------------------------------------------------------------------------------
 // endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER
 
-/** From /clusters?format=json (live health, like istioctl), or from the dump's ClusterLoadAssignments. */
-export function endpointsTable(source: { clusterStatuses?: readonly Json[]; loadAssignments?: readonly Json[] }): string {
+/**
+ * From /clusters?format=json (live health, like istioctl), or from the dump's
+ * ClusterLoadAssignments; `cluster`: only that cluster's endpoints (istioctl's --cluster).
+ */
+export function endpointsTable(source: { clusterStatuses?: readonly Json[]; loadAssignments?: readonly Json[] }, cluster?: string): string {
   const rows: string[][] = [];
   if (source.clusterStatuses) {
     for (const c of source.clusterStatuses) {
@@ -209,8 +212,9 @@ export function endpointsTable(source: { clusterStatuses?: readonly Json[]; load
       }
     }
   }
-  rows.sort((a, b) => compare(a[3], b[3]) || compare(a[0], b[0]));
-  return formatTable(['ENDPOINT', 'STATUS', 'OUTLIER CHECK', 'CLUSTER'], rows);
+  const shown = cluster === undefined ? rows : rows.filter((r) => r[3] === cluster);
+  shown.sort((a, b) => compare(a[3], b[3]) || compare(a[0], b[0]));
+  return formatTable(['ENDPOINT', 'STATUS', 'OUTLIER CHECK', 'CLUSTER'], shown);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,13 +20,14 @@ import {
 } from './proxy-config-tables';
 import { findProxy, type ProxyEntry } from './proxy-status';
 
-export const PROXY_CONFIG_USAGE = `Usage: weft proxy-config clusters|listeners|routes|endpoints|secret|all PROXY [-o json] [--admin HOST:PORT]
+export const PROXY_CONFIG_USAGE = `Usage: weft proxy-config clusters|listeners|routes|endpoints|secret|all PROXY [-o json] [--admin HOST:PORT] [--cluster NAME]
 
 Shows the configuration a proxy is running, from its admin endpoint, as \`istioctl proxy-config\`:
   clusters    SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE
   listeners   ADDRESSES, PORT, MATCH, DESTINATION
   routes      NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE
-  endpoints   ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER
+  endpoints   ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live: OUTLIER CHECK FAILED while outlier
+              detection has ejected the endpoint)
   secret      RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE, SPIFFE ID
   all         all of them
 PROXY is a proxy id, id prefix, NAME.NAMESPACE or workload name as \`weft proxy-status\` lists them;
@@ -35,6 +36,7 @@ its admin endpoint is loopback-only (<proxy address>:15000), so run this on the 
 Options:
   -o, --output json    the proxy's own JSON (all: the whole /config_dump)
       --admin HOST:PORT  read this admin address (no control plane needed; PROXY is optional)
+      --cluster NAME     endpoints of this cluster only (e.g. "outbound|8000||httpbin.default.svc.cluster.local")
 ${CONTROL_HELP}
 `;
 
@@ -51,7 +53,7 @@ type Section = keyof typeof SECTIONS;
 export async function runProxyConfig(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(
     argv,
-    { output: { type: 'string', short: 'o' }, admin: { type: 'string' }, ...CONTROL_OPTION },
+    { output: { type: 'string', short: 'o' }, admin: { type: 'string' }, cluster: { type: 'string' }, ...CONTROL_OPTION },
     PROXY_CONFIG_USAGE,
     true,
   );
@@ -93,7 +95,7 @@ export async function runProxyConfig(argv: string[], io: CliIo): Promise<number>
   if (wants('routes')) tables.push(routesTable(dumpRoutes(dump)));
   if (wants('endpoints')) {
     const statuses = await fetchClusterStatuses(admin, label);
-    tables.push(endpointsTable(statuses ? { clusterStatuses: statuses } : { loadAssignments: dumpEndpoints(dump) }));
+    tables.push(endpointsTable(statuses ? { clusterStatuses: statuses } : { loadAssignments: dumpEndpoints(dump) }, values.cluster));
   }
   if (wants('secret')) tables.push(secretsTable(dumpSecrets(dump)));
   io.out(tables.join('\n'));

@@ -6,9 +6,11 @@ import * as net from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { CompiledEndpoint, HealthStatus } from '../config/model';
 import type { EndpointPeer } from '../telemetry/peer-metadata';
-import { Http1Connector, upstreamClientTls, type PoolSettings } from './http1-connector';
+import type { PoolSettings } from './connection-pool';
+import { Http1Connector } from './http1-connector';
 import { Http2Connector } from './http2-connector';
 import type { EndpointConnector } from './upstream-call';
+import { upstreamClientTls } from './upstream-socket';
 
 export interface HostStats {
   rqTotal: number;
@@ -16,6 +18,39 @@ export interface HostStats {
   rqError: number;
   rqTimeout: number;
   cxConnectFail: number;
+  cxTotal: number;
+}
+
+function sameKeepalive(a: PoolSettings['tcpKeepalive'], b: PoolSettings['tcpKeepalive']): boolean {
+  if (!a || !b) return a === b;
+  return a.probes === b.probes && a.timeSeconds === b.timeSeconds && a.intervalSeconds === b.intervalSeconds;
+}
+
+/**
+ * Outlier detection's per-host state (Envoy's DetectorHostMonitor): consecutive error counters,
+ * the ejection flag, the ejection-time multiplier, and this interval's success-rate buckets.
+ */
+export class HostOutlierState {
+  ejected = false;
+  /** Ejection-time multiplier: grows with each ejection, shrinks while the host stays healthy. */
+  ejectTimeBackoff = 0;
+  /** Ejections so far (for /clusters and tests). */
+  ejections = 0;
+  lastEjectionTime = 0;
+  lastUnejectionTime = 0;
+  /** Jitter added to this ejection's duration. */
+  jitterMs = 0;
+  consecutive5xx = 0;
+  consecutiveGatewayFailure = 0;
+  consecutiveLocalOriginFailure = 0;
+  /** Current interval: requests and successes, external (HTTP) and local origin. */
+  externalTotal = 0;
+  externalSuccess = 0;
+  localTotal = 0;
+  localSuccess = 0;
+  /** Success rates (percent) of the last complete interval; -1 when the volume was too low. */
+  externalSuccessRate = -1;
+  localSuccessRate = -1;
 }
 
 export function endpointKey(address: string, port: number): string {
@@ -33,28 +68,26 @@ export class Host {
   peer?: EndpointPeer;
   /** In-flight requests. */
   active = 0;
-  readonly stats: HostStats = { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxConnectFail: 0 };
-  // Outlier detection state (see outlier-detector.ts).
-  ejectedUntil = 0;
-  ejections = 0;
-  consecutive5xx = 0;
-  consecutiveGatewayFailure = 0;
-  consecutiveLocalOriginFailure = 0;
+  readonly stats: HostStats = { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxConnectFail: 0, cxTotal: 0 };
+  /** The locality group's weight (locality-weighted clusters). */
+  localityWeight?: number;
+  /** Outlier detection's view of this host (outlier-detector.ts); kept across cluster updates. */
+  readonly outlier = new HostOutlierState();
 
   private h1: Http1Connector | null = null;
   private h2: Http2Connector | null = null;
-  private closed = false;
 
   constructor(
     readonly address: string,
     readonly port: number,
-    endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer'>,
+    endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer' | 'localityWeight'>,
     readonly pool: PoolSettings,
   ) {
     this.key = endpointKey(address, port);
     this.weight = endpoint.weight;
     this.health = endpoint.health;
     this.locality = endpoint.locality;
+    this.localityWeight = endpoint.localityWeight;
     this.priority = endpoint.priority;
     this.hostname = endpoint.hostname;
     this.peer = endpoint.peer;
@@ -65,14 +98,21 @@ export class Host {
     return this.health === 'HEALTHY' || this.health === 'UNKNOWN' || this.health === 'DEGRADED';
   }
 
-  isEjected(now: number): boolean {
-    return this.ejectedUntil > now;
+  /** Envoy's FAILED_OUTLIER_CHECK health flag. */
+  get ejected(): boolean {
+    return this.outlier.ejected;
   }
 
-  update(endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer'>): void {
+  /** Takes requests: healthy by EDS and not ejected by outlier detection. */
+  get usable(): boolean {
+    return this.edsHealthy && !this.outlier.ejected;
+  }
+
+  update(endpoint: Pick<CompiledEndpoint, 'weight' | 'health' | 'locality' | 'priority' | 'hostname' | 'peer' | 'localityWeight'>): void {
     this.weight = endpoint.weight;
     this.health = endpoint.health;
     this.locality = endpoint.locality;
+    this.localityWeight = endpoint.localityWeight;
     this.priority = endpoint.priority;
     this.hostname = endpoint.hostname;
     this.peer = endpoint.peer;
@@ -80,20 +120,10 @@ export class Host {
 
   connector(protocol: 'http1' | 'http2'): EndpointConnector {
     const origin = `${this.pool.tls ? 'https' : 'http'}://${this.key}`;
-    if (protocol === 'http2') {
-      if (!this.h2 || this.closed) {
-        this.h2 = new Http2Connector(origin, {
-          connectTimeoutMs: this.pool.connectTimeoutMs,
-          idleTimeoutMs: this.pool.idleTimeoutMs,
-          maxRequestsPerConnection: this.pool.maxRequestsPerConnection,
-          tls: this.pool.tls,
-          contexts: this.pool.contexts,
-        });
-      }
-      return this.h2;
-    }
-    if (!this.h1 || this.closed) this.h1 = new Http1Connector(origin, this.pool);
-    return this.h1;
+    // A request that picked this host just before it was retired still gets a pool; its idle
+    // connections close by themselves.
+    if (protocol === 'http2') return (this.h2 ??= new Http2Connector(origin, this, this.pool));
+    return (this.h1 ??= new Http1Connector(origin, this, this.pool));
   }
 
   connections(): number {
@@ -112,10 +142,13 @@ export class Host {
   samePoolSettings(pool: PoolSettings): boolean {
     const p = this.pool;
     return (
-      p.maxConnections === pool.maxConnections &&
+      p.resources === pool.resources &&
       p.connectTimeoutMs === pool.connectTimeoutMs &&
       p.idleTimeoutMs === pool.idleTimeoutMs &&
       p.maxRequestsPerConnection === pool.maxRequestsPerConnection &&
+      p.maxConnectionDurationMs === pool.maxConnectionDurationMs &&
+      p.maxConcurrentStreams === pool.maxConcurrentStreams &&
+      sameKeepalive(p.tcpKeepalive, pool.tcpKeepalive) &&
       p.tls === pool.tls &&
       p.contexts === pool.contexts
     );
@@ -123,7 +156,6 @@ export class Host {
 
   /** Lets in-flight requests finish, then closes the pools. */
   async close(): Promise<void> {
-    this.closed = true;
     const h1 = this.h1;
     const h2 = this.h2;
     this.h1 = this.h2 = null;
@@ -131,7 +163,6 @@ export class Host {
   }
 
   destroy(): void {
-    this.closed = true;
     this.h1?.destroy();
     this.h2?.destroy();
     this.h1 = this.h2 = null;

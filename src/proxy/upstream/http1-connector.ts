@@ -1,57 +1,19 @@
-// HTTP/1.1 to one endpoint: an undici Pool of keep-alive connections, driven through
-// `dispatch` with a handler (no promise or stream wrapper per request; measured fastest). TLS
-// endpoints get a connect function that looks the TLS material up per new connection, so a
-// rotated certificate is used from the next connection on; plaintext pools are untouched.
+// HTTP/1.1 to one endpoint: Envoy's HTTP/1 connection pool (connection-pool.ts) whose connections
+// are undici Clients, each given one socket the pool opened itself (so it counts, times and
+// closes connections as Envoy does), driven through `dispatch` with a handler — no promise or
+// stream wrapper per request. An idle connection closes after at most 4 s (sooner when the
+// server's Keep-Alive hint says so), shorter than common server idle timeouts, so a request rarely
+// meets a connection the server is closing; when it does (the keep-alive race), the failure says
+// the connection was reused and the router may send an idempotent request once more.
+import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { buildConnector, Pool } from 'undici';
-import type { UpstreamTlsSettings } from '../config/upstream-tls';
-import { SecureContextCache, type ClientTls } from '../identity/secure-contexts';
-import { HOP_BY_HOP, UpstreamFailure, type EndpointConnector, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
+import { Client } from 'undici';
+import { ConnectionPool, PooledConnection, PooledRequest, type PoolEndpoint, type PoolSettings } from './connection-pool';
+import { HOP_BY_HOP, UpstreamFailure, type UpstreamCall, type UpstreamHandler, type UpstreamRequest } from './upstream-call';
+import { TLS_ERROR } from './upstream-socket';
 
-export interface PoolSettings {
-  /** Connections this endpoint may open; 0 or Infinity: no limit. */
-  maxConnections: number;
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
-  /** 0: unlimited. */
-  maxRequestsPerConnection: number;
-  /** TLS origination; compared by identity (a new cluster config makes new pools). */
-  tls?: UpstreamTlsSettings;
-  /** Resolves `tls` (SDS secrets) per handshake; a cache without secrets when absent. */
-  contexts?: SecureContextCache;
-}
-
-const NO_SECRETS = new SecureContextCache(undefined);
-
-/** TLS material for a new connection now; a missing SDS secret is a connection failure (UF). */
-export function upstreamClientTls(t: UpstreamTlsSettings, contexts: SecureContextCache | undefined): ClientTls {
-  try {
-    return (contexts ?? NO_SECRETS).client(t);
-  } catch (err) {
-    throw new UpstreamFailure('connect-failure', `TLS error: ${(err as Error).message}`, true);
-  }
-}
-
-/**
- * undici's connect for a TLS endpoint: the material is resolved for every new connection, and
- * one undici connector (with its TLS session cache, for resumption) is kept per material version,
- * so sessions made with a replaced certificate are not resumed.
- */
-export function upstreamTlsConnector(t: UpstreamTlsSettings, contexts: SecureContextCache | undefined, timeoutMs: number): buildConnector.connector {
-  let current: { key: string; connect: buildConnector.connector } | undefined;
-  return (opts, callback) => {
-    let material: ClientTls;
-    try {
-      material = upstreamClientTls(t, contexts);
-    } catch (err) {
-      callback(err as Error, null);
-      return;
-    }
-    if (!current || current.key !== material.key) current = { key: material.key, connect: buildConnector({ ...material.options, timeout: timeoutMs }) };
-    // The configured SNI, not the request's Host: Envoy sends only what `sni` says.
-    current.connect({ ...opts, servername: t.sni }, callback);
-  };
-}
+export type { PoolSettings } from './connection-pool';
+export { upstreamClientTls } from './upstream-socket';
 
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED',
@@ -65,10 +27,8 @@ const CONNECT_ERRORS = new Set([
   'UND_ERR_CONNECT',
 ]);
 
-const TLS_ERROR = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT|HOSTNAME_MISMATCH)/;
-
 /** Maps a Node/undici error to an Envoy-style upstream failure. */
-export function classifyUpstreamError(err: unknown, beforeHeaders: boolean): UpstreamFailure {
+export function classifyUpstreamError(err: unknown, beforeHeaders: boolean, reused = false): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; name?: string };
   const code = e?.code ?? '';
@@ -80,7 +40,7 @@ export function classifyUpstreamError(err: unknown, beforeHeaders: boolean): Ups
   if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INVALID_ARG') {
     return new UpstreamFailure('protocol-error', detail, beforeHeaders);
   }
-  return new UpstreamFailure('connection-termination', detail, beforeHeaders);
+  return new UpstreamFailure('connection-termination', detail, beforeHeaders, reused);
 }
 
 /** Converts undici's raw header buffers to lower-case string pairs without hop-by-hop headers. */
@@ -95,23 +55,84 @@ export function rawHeadersToList(raw: Buffer[] | string[] | null | undefined): s
   return out;
 }
 
-class Http1Call implements UpstreamCall {
+/** Idle connections close after this long at most (see the header). */
+const MAX_IDLE_MS = 4_000;
+
+class Http1Connection extends PooledConnection {
+  readonly client: Client;
+  private socketForClient: net.Socket | null;
+
+  constructor(socket: net.Socket, origin: string, settings: PoolSettings, onIdleTimeout: () => void) {
+    super(socket);
+    this.socketForClient = socket;
+    const idle = settings.idleTimeoutMs;
+    this.client = new Client(origin, {
+      // The pool opened the socket; undici gets exactly that one. A later connect (the socket died
+      // as a request was handed over) fails that request as a connection reset on a reused
+      // connection, so the router may retry it.
+      connect: (_opts, callback) => {
+        const s = this.socketForClient;
+        this.socketForClient = null;
+        // Asynchronously: undici ignores a connect that completes while it is still resuming.
+        queueMicrotask(() => {
+          if (s && !s.destroyed) callback(null, s);
+          else callback(new UpstreamFailure('connection-termination', 'upstream connection closed before the request was sent', true, true), null);
+        });
+      },
+      pipelining: 1,
+      // The router's timers (route timeout, per-try timeout) govern; undici's would fire first.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: Math.min(idle || MAX_IDLE_MS, MAX_IDLE_MS),
+      keepAliveMaxTimeout: Math.max(1, Math.min(idle || 600_000, 600_000)),
+      strictContentLength: false,
+    });
+    this.client.on('disconnect', (_origin, _targets, err) => {
+      if ((err as Error | undefined)?.message === 'socket idle timeout') onIdleTimeout();
+    });
+  }
+
+  capacity(): number {
+    return 1;
+  }
+
+  destroy(): void {
+    this.client.destroy().catch(() => undefined);
+    this.socket.destroy();
+  }
+}
+
+class Http1Call extends PooledRequest<Http1Connection> {
   private abortFn: ((err?: Error) => void) | null = null;
   private resumeFn: (() => void) | null = null;
   private aborted = false;
   private gotHeaders = false;
-  private done = false;
+  private released = false;
 
-  constructor(private readonly handler: UpstreamHandler) {}
+  constructor(request: UpstreamRequest, handler: UpstreamHandler, private readonly h1: Http1Connector) {
+    super(request, handler);
+  }
 
   abort(): void {
-    if (this.done || this.aborted) return;
+    if (this.finished || this.aborted) return;
     this.aborted = true;
+    if (this.waiting) {
+      this.finished = true;
+      this.h1.cancel(this);
+      return;
+    }
     this.abortFn?.(new UpstreamFailure('local-reset', 'aborted by the proxy', !this.gotHeaders));
   }
 
   resume(): void {
     this.resumeFn?.();
+  }
+
+  /** The connection is done with this request. */
+  private release(reusable: boolean): void {
+    if (this.released || !this.conn) return;
+    this.released = true;
+    this.h1.ended(this.conn, reusable);
   }
 
   // ---- undici's dispatch handler protocol ----
@@ -124,29 +145,37 @@ class Http1Call implements UpstreamCall {
     if (statusCode < 200) return true; // 1xx informational: not forwarded
     this.resumeFn = resume;
     this.gotHeaders = true;
-    if (!this.aborted) this.handler.onHeaders(statusCode, rawHeadersToList(rawHeaders), false);
+    if (!this.aborted && !this.finished) this.handler.onHeaders(statusCode, rawHeadersToList(rawHeaders), false);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.aborted) return true;
+    if (this.aborted || this.finished) return true;
     return this.handler.onData(chunk);
   }
 
   onComplete(trailers: Buffer[] | null): void {
-    this.done = true;
+    this.release(true);
+    if (this.finished) return;
+    this.finished = true;
     if (!this.aborted) this.handler.onEnd(trailers && trailers.length ? rawHeadersToList(trailers) : null);
   }
 
   onError(err: Error): void {
-    if (this.done) return;
-    this.done = true;
+    // An HTTP/1.1 connection that failed mid-request cannot carry another one.
+    this.release(false);
+    if (this.finished) return;
+    this.finished = true;
     // After abort() the router has moved on; it expects nothing more from this call.
-    if (!this.aborted) this.handler.onError(classifyUpstreamError(err, !this.gotHeaders));
+    if (!this.aborted) this.handler.onError(classifyUpstreamError(err, !this.gotHeaders, this.reused));
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Duplex): void {
-    this.done = true;
+    if (this.conn && !this.released) {
+      this.released = true;
+      this.h1.upgraded(this.conn);
+    }
+    this.finished = true;
     this.gotHeaders = true;
     if (this.aborted) {
       socket.destroy();
@@ -158,57 +187,65 @@ class Http1Call implements UpstreamCall {
   }
 }
 
-export class Http1Connector implements EndpointConnector {
-  private readonly pool: Pool;
+export class Http1Connector extends ConnectionPool<Http1Connection> {
+  protected readonly alpn = 'http/1.1';
+  protected readonly totalStat = 'upstream_cx_http1_total';
+  private readonly origin: string;
 
-  constructor(origin: string, settings: PoolSettings) {
-    const limit = settings.maxConnections > 0 && Number.isFinite(settings.maxConnections) && settings.maxConnections < 2 ** 31 ? settings.maxConnections : null;
-    this.pool = new Pool(origin, {
-      connections: limit,
-      pipelining: 1,
-      // Our own timers (route timeout, per-try timeout) govern; undici's would fire first.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connectTimeout: settings.connectTimeoutMs > 0 ? settings.connectTimeoutMs : 10_000,
-      // Shorter than common server idle timeouts, so the pool closes first and a request
-      // rarely meets a connection the server is closing (the keep-alive race).
-      keepAliveTimeout: Math.min(settings.idleTimeoutMs || 4_000, 4_000),
-      keepAliveMaxTimeout: Math.max(1, settings.idleTimeoutMs || 600_000),
-      maxRequestsPerClient: settings.maxRequestsPerConnection > 0 ? settings.maxRequestsPerConnection : undefined,
-      strictContentLength: false,
-      ...(settings.tls ? { connect: upstreamTlsConnector(settings.tls, settings.contexts, settings.connectTimeoutMs > 0 ? settings.connectTimeoutMs : 10_000) } : {}),
-    });
+  constructor(origin: string, endpoint: PoolEndpoint, settings: PoolSettings) {
+    super(endpoint, settings);
+    this.origin = origin;
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall {
-    const call = new Http1Call(handler);
-    try {
-      this.pool.dispatch(
-        {
-          method: request.method as 'GET',
-          path: request.path,
-          headers: request.headers as Record<string, string>,
-          body: request.body,
-          upgrade: request.upgrade ?? null,
-          ...(request.servername ? { servername: request.servername } : {}),
-        } as never,
-        call as never,
-      );
-    } catch (err) {
-      queueMicrotask(() => call.onError(err as Error));
-    }
+    const call = new Http1Call(request, handler, this);
+    this.submit(call);
     return call;
   }
 
-  connections(): number {
-    return this.pool.stats.connected;
+  protected wrap(socket: net.Socket): Http1Connection {
+    const conn: Http1Connection = new Http1Connection(socket, this.origin, this.settings, () => this.idleTimedOut(conn));
+    return conn;
   }
 
-  close(): Promise<void> {
-    return this.pool.close().catch(() => undefined);
+  protected expectedCapacity(): number {
+    return 1;
   }
 
-  destroy(): void {
-    this.pool.destroy().catch(() => undefined);
+  protected start(conn: Http1Connection, req: PooledRequest<Http1Connection>): void {
+    const r = req.request;
+    try {
+      conn.client.dispatch(
+        {
+          origin: this.origin,
+          method: r.method as 'GET',
+          path: r.path,
+          headers: r.headers as Record<string, string>,
+          body: r.body,
+          upgrade: r.upgrade ?? null,
+          // A fixed name: undici reconnects when it changes, and TLS here is the pool's, not undici's.
+          ...(this.settings.tls ? { servername: this.settings.tls.sni || 'upstream' } : {}),
+        } as never,
+        req as never,
+      );
+    } catch (err) {
+      queueMicrotask(() => (req as Http1Call).onError(err as Error));
+    }
+  }
+
+  /** Called by a request when its connection is done with it. */
+  ended(conn: Http1Connection, reusable: boolean): void {
+    this.requestEnded(conn, reusable);
+  }
+
+  /** An upgrade took the socket: the connection leaves the pool but counts until it closes. */
+  upgraded(conn: Http1Connection): void {
+    conn.active--;
+    this.resources.requests--;
+    this.detach(conn);
+  }
+
+  cancel(req: Http1Call): void {
+    this.cancelWaiting(req);
   }
 }

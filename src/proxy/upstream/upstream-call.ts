@@ -16,6 +16,8 @@ export interface UpstreamRequest {
    * (Envoy would send none unless auto_sni).
    */
   servername?: string;
+  /** Only a connection that has carried no request yet may take it (after a keep-alive race). */
+  freshConnection?: boolean;
 }
 
 /**
@@ -39,6 +41,8 @@ export class UpstreamFailure extends Error {
     readonly detail: string,
     /** True when no response byte had arrived before the failure. */
     readonly beforeHeaders: boolean,
+    /** True when the connection had carried an earlier request (a keep-alive race is possible). */
+    readonly reusedConnection = false,
   ) {
     super(`upstream ${kind}: ${detail}`);
     this.code = `WEFT_UPSTREAM_${kind.toUpperCase().replace(/-/g, '_')}`;
@@ -63,8 +67,13 @@ export interface UpstreamCall {
 
 /** Something that can carry requests to one endpoint (an HTTP/1.1 pool or an HTTP/2 session). */
 export interface EndpointConnector {
+  /**
+   * Sends the request on a free connection, or queues it for one within the cluster's circuit
+   * breakers; beyond them the handler gets an `overflow` failure. Handler calls never happen
+   * before dispatch returns.
+   */
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): UpstreamCall;
-  /** Open connections (for /clusters and circuit breaking). */
+  /** Open and opening connections (for /clusters). */
   connections(): number;
   /** Finish in-flight requests, then close. */
   close(): Promise<void>;

@@ -1,95 +1,42 @@
 // A live cluster: its compiled config, hosts (from EDS or inline), the load balancer over the
-// usable ones (priority, health, panic threshold, outlier ejections), circuit breaker counters and
-// stats. Requests ask it for a host and report how the attempt went.
+// usable ones (priority levels, locality weights, panic threshold, outlier ejections), circuit
+// breakers and stats. Requests ask it for a host and report how the attempt went.
 import type { CompiledCluster, CompiledEndpoint } from '../config/model';
 import { selectTransportSocket, type TransportSocketMetadata, type UpstreamTlsSettings } from '../config/upstream-tls';
 import type { SecureContextCache } from '../identity/secure-contexts';
+import { ClusterResources, newClusterStats, type ClusterStats } from './cluster-resources';
+import type { PoolSettings } from './connection-pool';
 import { endpointKey, Host } from './host';
-import type { PoolSettings } from './http1-connector';
-import { buildLoadBalancer, type LbKind, type LoadBalancer } from './load-balancer';
+import type { LbKind } from './load-balancer';
 import { OutlierDetector, type OutlierResult } from './outlier-detector';
+import { PrioritySet } from './priority-set';
 
-export interface ClusterStats {
-  upstream_rq_total: number;
-  upstream_rq_completed: number;
-  upstream_rq_2xx: number;
-  upstream_rq_3xx: number;
-  upstream_rq_4xx: number;
-  upstream_rq_5xx: number;
-  upstream_rq_timeout: number;
-  upstream_rq_per_try_timeout: number;
-  upstream_rq_retry: number;
-  upstream_rq_retry_success: number;
-  upstream_rq_retry_overflow: number;
-  upstream_rq_pending_overflow: number;
-  upstream_rq_rx_reset: number;
-  upstream_rq_tx_reset: number;
-  upstream_cx_connect_fail: number;
-  upstream_cx_overflow: number;
-  upstream_cx_destroy_remote_with_active_rq: number;
-  upstream_cx_none_healthy: number;
-  upstream_rq_maintenance_mode: number;
-  outlier_detection_ejections_total: number;
-  lb_healthy_panic: number;
-  update_success: number;
-}
-
-function newStats(): ClusterStats {
-  return {
-    upstream_rq_total: 0,
-    upstream_rq_completed: 0,
-    upstream_rq_2xx: 0,
-    upstream_rq_3xx: 0,
-    upstream_rq_4xx: 0,
-    upstream_rq_5xx: 0,
-    upstream_rq_timeout: 0,
-    upstream_rq_per_try_timeout: 0,
-    upstream_rq_retry: 0,
-    upstream_rq_retry_success: 0,
-    upstream_rq_retry_overflow: 0,
-    upstream_rq_pending_overflow: 0,
-    upstream_rq_rx_reset: 0,
-    upstream_rq_tx_reset: 0,
-    upstream_cx_connect_fail: 0,
-    upstream_cx_overflow: 0,
-    upstream_cx_destroy_remote_with_active_rq: 0,
-    upstream_cx_none_healthy: 0,
-    upstream_rq_maintenance_mode: 0,
-    outlier_detection_ejections_total: 0,
-    lb_healthy_panic: 0,
-    update_success: 0,
-  };
-}
-
-/** Request-admission result: ok, or which circuit breaker threshold overflowed. */
-export type Admission = 'ok' | 'max_requests' | 'max_pending_requests';
+export type { ClusterStats } from './cluster-resources';
 
 const MAX_ORIGINAL_DST_HOSTS = 1024;
 
-export function poolSettingsOf(config: CompiledCluster, contexts?: SecureContextCache): PoolSettings {
+export function poolSettingsOf(config: CompiledCluster, resources: ClusterResources, contexts?: SecureContextCache): PoolSettings {
   return {
-    maxConnections: config.thresholds.maxConnections,
     connectTimeoutMs: config.connectTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxRequestsPerConnection: config.maxRequestsPerConnection,
+    maxConnectionDurationMs: config.maxConnectionDurationMs,
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    tcpKeepalive: config.tcpKeepalive,
     tls: config.tls,
     contexts,
+    resources,
   };
-}
-
-/** Circuit breaker counters, shared by every generation of a cluster with the same name. */
-export interface ClusterCounters {
-  activeRequests: number;
-  activeRetries: number;
 }
 
 export class UpstreamCluster {
   readonly name: string;
   readonly stats: ClusterStats;
-  readonly counters: ClusterCounters;
+  /** Circuit breakers: shared by every generation of a cluster with the same name. */
+  readonly counters: ClusterResources;
   /** Every known host, usable or not. */
   hosts: Host[] = [];
-  private lb: LoadBalancer<Host>;
+  private lb: PrioritySet<Host>;
   private readonly pool: PoolSettings;
   /** Pool settings per transport chosen by transport_socket_matches (the key `null`: plaintext). */
   private readonly poolsByTransport = new Map<UpstreamTlsSettings | null, PoolSettings>();
@@ -100,33 +47,33 @@ export class UpstreamCluster {
   warmed: boolean;
   private readonly random: () => number;
 
-  /** `previous`: the generation this one replaces; stats and counters carry over by name. */
+  /** `previous`: the generation this one replaces; stats and circuit breakers carry over by name. */
   constructor(
     readonly config: CompiledCluster,
     previous?: Pick<UpstreamCluster, 'stats' | 'counters'>,
     random: () => number = Math.random,
     contexts?: SecureContextCache,
+    /** Tests drive outlier detection's interval themselves. */
+    clock?: { now: () => number; runTimer: boolean },
   ) {
     this.name = config.name;
     this.random = random;
-    this.pool = poolSettingsOf(config, contexts);
-    this.stats = previous?.stats ?? newStats();
-    this.counters = previous?.counters ?? { activeRequests: 0, activeRetries: 0 };
+    this.stats = previous?.stats ?? newClusterStats();
+    this.counters = previous?.counters ?? new ClusterResources(config.thresholds, this.stats);
+    // Requests in flight keep counting; the new limits apply from now on.
+    this.counters.limits = config.thresholds;
+    this.pool = poolSettingsOf(config, this.counters, contexts);
     this.warmed = config.type !== 'EDS';
     if (config.outlierDetection) {
       this.outlier = new OutlierDetector(
         config.outlierDetection,
-        {
-          hosts: () => this.hosts,
-          onChange: () => this.rebuild(),
-          onEject: () => {
-            this.stats.outlier_detection_ejections_total++;
-          },
-        },
+        { hosts: () => this.hosts, onChange: () => this.rebuild(), stats: this.stats },
         random,
+        clock?.now,
+        clock?.runTimer ?? true,
       );
     }
-    this.lb = buildLoadBalancer(this.lbKind(), [], this.lbOptions());
+    this.lb = this.buildPrioritySet([]);
   }
 
   private lbKind(): LbKind {
@@ -189,58 +136,55 @@ export class UpstreamCluster {
     return [...existing.values()];
   }
 
-  /** Recomputes the usable hosts and the load balancer. */
+  /** Recomputes the priority levels and load balancers from the hosts' health. */
   rebuild(): void {
-    const now = Date.now();
-    const usable = (h: Host) => h.edsHealthy && !h.isEjected(now);
-    // Lowest priority level with a usable host; Envoy spills to the next level when one is empty.
-    const levels = new Map<number, Host[]>();
-    for (const h of this.hosts) {
-      const list = levels.get(h.priority) ?? [];
-      list.push(h);
-      levels.set(h.priority, list);
-    }
-    const ordered = [...levels.keys()].sort((a, b) => a - b);
-    let chosen: Host[] = [];
-    for (const p of ordered) {
-      const all = levels.get(p)!;
-      const healthy = all.filter(usable);
-      if (healthy.length === 0) continue;
-      // Panic: below the threshold of healthy hosts Envoy balances over all hosts of the level.
-      const healthyPercent = (100 * healthy.length) / all.length;
-      if (healthyPercent < this.config.healthyPanicThreshold) {
-        chosen = all;
-        this.stats.lb_healthy_panic++;
-      } else chosen = healthy;
-      break;
-    }
-    if (chosen.length === 0 && this.hosts.length > 0 && this.config.healthyPanicThreshold > 0) {
-      chosen = levels.get(ordered[0]) ?? [];
-    }
-    this.lb = buildLoadBalancer(this.lbKind(), chosen, this.lbOptions());
+    this.lb = this.buildPrioritySet(this.hosts);
   }
 
+  private buildPrioritySet(hosts: readonly Host[]): PrioritySet<Host> {
+    return new PrioritySet(hosts, {
+      kind: this.lbKind(),
+      lb: this.lbOptions(),
+      panicThreshold: this.config.healthyPanicThreshold,
+      localityWeighted: this.config.localityWeighted,
+      random: this.random,
+    });
+  }
+
+  /** Hosts requests may go to now (healthy, or every host of a level in panic). */
   usableHosts(): readonly Host[] {
-    return this.lb.hosts;
+    return this.lb.usableHosts();
+  }
+
+  /** Each priority level's share of requests, in percent. */
+  priorityLoad(): readonly number[] {
+    return this.lb.priorityLoad();
   }
 
   /**
    * Picks a host. With `avoid` (retry_host_predicate previous_hosts) it re-picks up to
-   * `attempts` times to find a host not tried yet, then accepts what it got.
+   * `attempts` times to find a host not tried yet, then accepts what it got. `avoidPriorities`:
+   * retry_priority previous_priorities.
    */
-  pickHost(hash: number | undefined, avoid?: ReadonlySet<Host>, attempts = 1): Host | undefined {
-    let host = this.lb.pick(hash);
+  pickHost(hash: number | undefined, avoid?: ReadonlySet<Host>, attempts = 1, avoidPriorities?: ReadonlySet<number>): Host | undefined {
+    let host = this.pickOnce(hash, avoidPriorities);
     if (!host || !avoid || avoid.size === 0 || !avoid.has(host)) return host;
     for (let i = 1; i <= attempts && avoid.has(host); i++) {
       // A consistent-hash balancer returns the same host for the same hash: perturb it.
-      const next = this.lb.pick(hash === undefined ? undefined : (hash + Math.imul(i, 0x9e3779b9)) >>> 0);
+      const next = this.pickOnce(hash === undefined ? undefined : (hash + Math.imul(i, 0x9e3779b9)) >>> 0, avoidPriorities);
       if (!next) break;
       host = next;
     }
     if (avoid.has(host)) {
-      const other = this.lb.hosts.find((h) => !avoid.has(h));
+      const other = this.lb.usableHosts().find((h) => !avoid.has(h));
       if (other) host = other;
     }
+    return host;
+  }
+
+  private pickOnce(hash: number | undefined, avoidPriorities?: ReadonlySet<number>): Host | undefined {
+    const { host, panic } = this.lb.pick(hash, avoidPriorities);
+    if (panic && host) this.stats.lb_healthy_panic++;
     return host;
   }
 
@@ -259,22 +203,9 @@ export class UpstreamCluster {
     return host;
   }
 
-  /** Circuit breaker check before a request is sent (Envoy's max_requests / max_pending). */
-  admit(protocol: 'http1' | 'http2'): Admission {
-    const t = this.config.thresholds;
-    const active = this.counters.activeRequests;
-    if (active >= t.maxRequests) return 'max_requests';
-    if (protocol === 'http1') {
-      // An HTTP/1.1 request needs a connection of its own; beyond max_connections it waits
-      // as a pending request, and beyond max_pending_requests it overflows.
-      const pending = active - t.maxConnections;
-      if (pending >= 0 && pending >= t.maxPendingRequests) return 'max_pending_requests';
-    }
-    return 'ok';
-  }
-
+  /** Whether the retry circuit breaker (max_retries, or the retry budget) lets one more retry start. */
   canRetry(): boolean {
-    return this.counters.activeRetries < this.config.thresholds.maxRetries;
+    return this.counters.canRetry();
   }
 
   recordOutcome(host: Host, result: OutlierResult): void {
@@ -283,6 +214,26 @@ export class UpstreamCluster {
 
   ejectedHosts(): number {
     return this.outlier?.ejectedCount() ?? 0;
+  }
+
+  /** How long `host`'s current ejection lasts (for /clusters); 0 when not ejected. */
+  ejectionDurationMs(host: Host): number {
+    return host.ejected && this.outlier ? this.outlier.ejectionDurationMs(host) : 0;
+  }
+
+  /** Outlier detection, for tests that drive its interval. */
+  get outlierDetector(): OutlierDetector | null {
+    return this.outlier;
+  }
+
+  /** Gauges Envoy publishes beside the counters: circuit breakers, pending requests, ejections. */
+  gauges(): Record<string, number> {
+    return {
+      upstream_cx_active: this.counters.connections,
+      upstream_rq_pending_active: this.counters.pendingRequests,
+      'outlier_detection.ejections_active': this.ejectedHosts(),
+      ...this.counters.gauges(),
+    };
   }
 
   /** Stops this generation's timers (its hosts were handed to a replacement or retired). */

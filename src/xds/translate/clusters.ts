@@ -12,7 +12,15 @@ import { isHttp2Protocol } from '../../registry/protocol';
 import type { MeshEndpoint, MeshService, Protocol, ServicePortInfo } from '../../registry/types';
 import type { UpstreamMtls } from './auto-mtls';
 import { planUpstreamMtls, upstreamMtlsFields } from './auto-mtls';
-import { buildClusterLoadAssignments, buildLocalityLbEndpoints, endpointsForCluster, sameEndpointInputs, withPeerAuthentication } from './endpoints';
+import {
+  buildClusterLoadAssignments,
+  buildLocalityLbEndpoints,
+  endpointsForCluster,
+  localityLbSettingFor,
+  localitySignature,
+  sameEndpointInputs,
+  withPeerAuthentication,
+} from './endpoints';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, outboundClusterName } from './names';
 import type { EffectivePolicy } from './policies';
 import { effectivePolicy, findDestinationRule } from './policies';
@@ -88,7 +96,9 @@ export interface OutboundClusterResources {
 export function buildOutboundClusterResources(scope: ProxyScope, opts: ClusterOptions): OutboundClusterResources {
   const clusters: EnvoyResource[] = [];
   const loadAssignments: EnvoyResource[] = [];
-  const keys: string[] = [opts.proxyless ? 'grpc' : 'envoy'];
+  // Locality-aware EDS differs per proxy locality: proxies elsewhere do not share it.
+  const where = localitySignature(scope.snapshot, scope.snapshotIndex, scope.proxy);
+  const keys: string[] = [`${opts.proxyless ? 'grpc' : 'envoy'}${where ? `@${where}` : ''}`];
   const { services: perService } = scope.shared;
   for (const service of scope.services) {
     if (opts.proxyless && service.resolution === 'NONE') continue; // gRPC has no original-destination clusters
@@ -241,6 +251,11 @@ function buildOutboundCluster(
   Object.assign(cluster, loadBalancing(policy.loadBalancer, plan.discovery, opts));
   Object.assign(cluster, connectionPool(policy.connectionPool, port.protocol, opts));
   if (policy.outlierDetection) Object.assign(cluster, outlierDetection(policy.outlierDetection));
+  if (!opts.proxyless && plan.discovery === 'EDS' && localityLbSettingFor(policy)?.distribute?.length) {
+    // Locality weights (EDS load_balancing_weight per locality) count only with this set. Istio
+    // sets it whenever locality balancing is enabled; Weft only when `distribute` gives weights.
+    cluster.common_lb_config = { ...((cluster.common_lb_config as Record<string, unknown>) ?? {}), locality_weighted_lb_config: {} };
+  }
   if (mtls) {
     Object.assign(cluster, upstreamMtlsFields(mtls));
   } else if (!opts.proxyless && policy.tls) {
@@ -302,8 +317,9 @@ export function defaultThresholds(): Record<string, unknown> {
 /**
  * Istio's applyConnectionPool: circuit breaker thresholds from tcp.maxConnections,
  * http.http1MaxPendingRequests / http2MaxRequests / maxRetries; HTTP protocol options from
- * idleTimeout, maxRequestsPerConnection, maxConnectionDuration; TCP keepalive; HTTP/2 upstream
- * for http2/grpc ports (and h2UpgradePolicy UPGRADE on HTTP/1.1 ports).
+ * idleTimeout (http's, else tcp's), maxRequestsPerConnection, maxConnectionDuration; TCP keepalive;
+ * HTTP/2 upstream for http2/grpc ports (and h2UpgradePolicy UPGRADE on HTTP/1.1 ports, unless
+ * useClientProtocol, which follows the downstream's protocol).
  *
  * Protocol options use Cluster's own `common_http_protocol_options` / `http2_protocol_options`
  * fields, not Istio's typed_extension_protocol_options (envoy.extensions.upstreams.http.v3),
@@ -338,10 +354,13 @@ function connectionPool(cp: ConnectionPoolSettings | undefined, protocol: Protoc
   out.circuit_breakers = { thresholds: [thresholds] };
   if (opts.proxyless) return out;
   if (Object.keys(common).length > 0) out.common_http_protocol_options = common;
-  const upgrade = protocol === 'HTTP' && cp?.http?.h2UpgradePolicy === 'UPGRADE';
-  if (isHttp2Protocol(protocol) || upgrade) {
+  const clientProtocol = cp?.http?.useClientProtocol === true;
+  // Istio's shouldH2Upgrade: useClientProtocol wins; DEFAULT follows the mesh (DO_NOT_UPGRADE).
+  const upgrade = protocol === 'HTTP' && !clientProtocol && cp?.http?.h2UpgradePolicy === 'UPGRADE';
+  if (isHttp2Protocol(protocol) || upgrade || clientProtocol) {
     out.http2_protocol_options = cp?.http?.maxConcurrentStreams ? { max_concurrent_streams: cp.http.maxConcurrentStreams } : {};
   }
+  if (clientProtocol) out.protocol_selection = 'USE_DOWNSTREAM_PROTOCOL';
   return out;
 }
 

@@ -5,6 +5,7 @@
 import type { ProxyNode } from '../../model/proxy';
 import type { MeshSnapshot } from '../../model/snapshot';
 import { labelsMatch } from '../../registry/hosts';
+import { localitySignature } from './endpoints';
 import { inboundPlacementKey } from './inbound';
 import { findSidecar, scopeViewKey } from './scope';
 import type { SnapshotIndex } from './snapshot-index';
@@ -37,6 +38,8 @@ export interface ProxySignature {
    * canonical service, and the access-log decision): listeners. '' when nothing is traced.
    */
   readonly telemetry: string;
+  /** Where the proxy runs, for locality-aware EDS ('' without a locality): clusters. */
+  readonly locality: string;
 }
 
 export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, proxy: ProxyNode): ProxySignature {
@@ -51,6 +54,7 @@ export function proxySignature(snapshot: MeshSnapshot, index: SnapshotIndex, pro
     security: securityBits(snapshot, index, proxy),
     inbound: proxy.type === 'sidecar' ? inboundPlacementKey(proxy) : '',
     telemetry: proxy.type === 'proxyless' ? '' : telemetrySignature(snapshot, proxy),
+    locality: localitySignature(snapshot, index, proxy),
   };
 }
 

@@ -93,6 +93,23 @@ export function retryPolicy(retries: HTTPRetry | undefined): Json | undefined {
     else delete out.retriable_status_codes;
   }
   if (retries.perTryTimeout) out.per_try_timeout = envoyDuration(retries.perTryTimeout);
+  const extra = retries as HTTPRetry & { retryIgnorePreviousHosts?: boolean; backoff?: string };
+  // retryIgnorePreviousHosts false: retries may land on a host already tried.
+  if (extra.retryIgnorePreviousHosts === false) {
+    delete out.retry_host_predicate;
+    delete out.host_selection_retry_max_attempts;
+  }
+  if (extra.backoff) out.retry_back_off = { base_interval: envoyDuration(extra.backoff) };
+  if (retries.retryRemoteLocalities) {
+    // Retries go to other priorities (with locality failover: other localities) first.
+    out.retry_priority = {
+      name: 'envoy.retry_priorities.previous_priorities',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
+        update_frequency: retries.attempts,
+      },
+    };
+  }
   return out;
 }
 

@@ -147,20 +147,20 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
     const scopeOf = (): ProxyScope => (scope ??= buildProxyScope(snapshot, proxy, memo.share));
 
     if (proxy.type === 'proxyless') {
-      return result(memo, keyOf('proxyless', sig.view, sig.destinationRules, sig.httpSourceLabels), () => {
+      return result(memo, keyOf('proxyless', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.locality), () => {
         const r = buildProxylessResources(scopeOf());
         return assemble(sorted(r.clusters), sorted(r.endpoints), sorted(r.listeners), sorted(r.routes));
       });
     }
 
-    const outbound = remember(memo.outbound, keyOf(sig.view, sig.destinationRules), () => {
+    const outbound = remember(memo.outbound, keyOf(sig.view, sig.destinationRules, sig.locality), () => {
       const built = buildOutboundClusterResources(scopeOf(), { proxyless: false });
       // Views that list the same clusters (e.g. namespaces without Sidecars) share the sorted maps.
       return remember(memo.outboundByContent, built.key, () => ({ clusters: sorted(built.clusters), endpoints: sorted(built.loadAssignments) }));
     });
 
     if (proxy.type === 'router') {
-      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways, sig.security, sig.telemetry);
+      const key = keyOf('router', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.gateways, sig.security, sig.telemetry, sig.locality);
       return result(memo, key, () => {
         const gw = buildGatewayResources(scopeOf());
         return assemble(outbound.clusters, outbound.endpoints, sorted(withAccessLogs(gw.listeners, accessLogConfig(snapshot, proxy, 'gateway'))), sorted(gw.routes));
@@ -185,7 +185,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
             return { clusters: sorted(buildInboundClusters(ports, options)), listeners: sorted(listeners) };
           });
     if (!inbound) {
-      const key = keyOf('sidecar', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.telemetry);
+      const key = keyOf('sidecar', sig.view, sig.destinationRules, sig.httpSourceLabels, sig.l4SourceLabels, sig.telemetry, sig.locality);
       return result(memo, key, () => assemble(outbound.clusters, outbound.endpoints, listeners, routes));
     }
     builtResults++;

@@ -56,16 +56,19 @@ describe('UpstreamCluster host selection', () => {
     for (let i = 0; i < 20; i++) assert.equal(c.pickHost(undefined, tried, 5)!.address, '10.0.0.3');
     c.close();
   });
-  it('admits requests within max_requests and max_connections + max_pending_requests', () => {
-    const c = new UpstreamCluster(cluster({ circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 1, max_requests: 5 }] } }));
-    assert.equal(c.admit('http1'), 'ok');
-    c.counters.activeRequests = 1;
-    assert.equal(c.admit('http1'), 'ok', 'one may wait for the connection');
-    c.counters.activeRequests = 2;
-    assert.equal(c.admit('http1'), 'max_pending_requests');
-    assert.equal(c.admit('http2'), 'ok', 'HTTP/2 multiplexes: only max_requests applies');
-    c.counters.activeRequests = 5;
-    assert.equal(c.admit('http2'), 'max_requests');
+  it('keeps circuit breaker limits and counters (pools count against them; see connection-pool tests)', () => {
+    const c = new UpstreamCluster(cluster({ circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 1, max_requests: 5, max_retries: 2 }] } }));
+    const r = c.counters;
+    assert.equal(r.canOpenConnection(true), true);
+    r.connections = 1;
+    assert.equal(r.canOpenConnection(true), false);
+    assert.equal(r.canOpenConnection(false), true, 'an endpoint with no connection may always open one');
+    r.pendingRequests = 1;
+    assert.equal(r.canQueueRequest(), false);
+    r.requests = 5;
+    assert.equal(r.canSendRequest(), false);
+    r.activeRetries = 2;
+    assert.equal(c.canRetry(), false);
     c.close();
   });
 });
