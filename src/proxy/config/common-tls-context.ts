@@ -3,6 +3,7 @@
 // Certificates are either data (files read, or inline bytes, at config time) or SDS secret names
 // that the proxy's own identity agent serves, resolved at handshake time (identity/secure-contexts)
 // so a rotated certificate takes effect without recompiling anything.
+import { parseSubjectAltNames } from '../listener/downstream-tls-info';
 import * as fs from 'node:fs';
 import { compileStringMatcher, type StringPredicate } from './string-matcher';
 import { join, type Json, type Problems } from './validation';
@@ -185,17 +186,7 @@ export function secretRefsOf(t: CommonTlsSettings | undefined): SdsSecretRef[] {
   return [t.certificateSecret, t.validationSecret].filter((r): r is SdsSecretRef => !!r);
 }
 
-/** Typed SAN entries of node's `subjectaltname` string ("DNS:a, URI:spiffe://..., IP Address:1.2.3.4"). */
-export function parseSubjectAltNames(subjectaltname: string | undefined): { type: string; value: string }[] {
-  return (subjectaltname ?? '')
-    .split(/,\s*/)
-    .filter(Boolean)
-    .map((entry) => {
-      const colon = entry.indexOf(':');
-      const type = entry.slice(0, colon);
-      return { type: type === 'IP Address' ? 'IP_ADDRESS' : type, value: entry.slice(colon + 1) };
-    });
-}
+export { parseSubjectAltNames };
 
 /** Envoy's SAN check: some configured matcher matches some SAN of the right type. */
 export function subjectAltNamesMatch(matchers: readonly SanMatcher[], subjectaltname: string | undefined): boolean {
