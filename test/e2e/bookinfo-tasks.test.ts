@@ -91,7 +91,7 @@ async function waitForPages(what: string, ok: (p: Page) => boolean, user?: strin
   );
 }
 
-describe('Istio traffic-management tasks on `weft demo`', { timeout: 240_000 }, () => {
+describe('Istio traffic-management tasks on `weft demo`', { timeout: 420_000 }, () => {
   let demo: ChildProcess;
   let output = '';
   let configDir: string;
