@@ -5,13 +5,21 @@
 //   weft proxy (telemetry off)  the same with --telemetry off (no Istio metrics, no metadata
 //               exchange), on 127.0.0.2: what the standard metrics cost per request
 //   nginx proxy wrk -> nginx reverse proxy (bench/nginx/nginx.conf.template) -> backend
+//   weft sidecar pair (mTLS + telemetry)  the real mesh path: wrk -> client sidecar (outbound
+//               127.0.50.1:15001, Host: server:18090) -> mutual TLS -> server sidecar
+//               (127.0.50.2:18090) -> backend on the server's app address 127.178.50.2:18090; both
+//               are `bin/weft proxy --workload` with workload certificates from the control plane's CA
+//   nginx pair (TLS)  the like-for-like reference: wrk -> nginx A -> TLS 1.3 with a client
+//               certificate, verified both ways -> nginx B -> backend (bench/nginx/nginx-pair-*.template)
 // Columns: requests/s at saturation (wrk), proxy CPU microseconds per request (/proc/<pid>/stat),
 // p50/p99 at a fixed 1,000 requests/s (the coordinated-omission-aware client below, in its own
 // process), proxy RSS at 1,000 requests/s and peak RSS (VmHWM). The proxy is pinned to the last
 // core, wrk, the fixed-rate client and the backend to core 0 (taskset), when there are two cores.
+// A pair's CPU and memory are both proxies' (both pinned to the proxy core); its +p50/+p99 are what
+// the two hops add to direct, and its ratios are against the nginx pair.
 //   npm run bench                       (build, install wrk/nginx, run)
 //   node dist/bench/data-plane.js [--runs 3] [--duration 7] [--rate 1000] [--connections 32] [--profile-proxy DIR]
-//                                 [--targets direct,weft,weft-telemetry-off,nginx]   (a focused run: a subset)
+//                                 [--targets direct,weft,weft-telemetry-off,nginx,weft-pair,nginx-pair]   (a focused run: a subset)
 // Writes bench/results/data-plane.json. Every child process is stopped on exit, failure or Ctrl-C.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,12 +28,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { appAddressFor } from '../src/model/proxy';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const HOST = '127.0.0.1';
 /** The telemetry-off gateway binds the same ports on a second loopback address. */
 const HOST_TELEMETRY_OFF = '127.0.0.2';
-const PORTS = { backend: 18080, nginxProxy: 18081, weftGateway: 18082, xds: 18010, controlHttp: 18014 } as const;
+const PORTS = { backend: 18080, pair: 18090, nginxProxy: 18081, weftGateway: 18082, xds: 18010, secureXds: 18012, controlHttp: 18014, nginxPairA: 18091, nginxPairB: 18092 } as const;
+/** The sidecar pair: two WorkloadEntries, each sidecar on its own loopback address (like `weft demo`). */
+const PAIR = { client: '127.0.50.1', server: '127.0.50.2', host: 'server:18090' } as const;
+/** Every port a sidecar binds on its workload address (outbound, inbound, admin, stats, health). */
+const SIDECAR_PORTS = [15001, 15006, 15000, 15090, 15021];
+const WEFT_PAIR = 'weft sidecar pair (mTLS + telemetry)';
+const NGINX_PAIR = 'nginx pair (TLS)';
+const ALL_TARGETS = ['direct', 'weft', 'weft-telemetry-off', 'nginx', 'weft-pair', 'nginx-pair'];
 const WEFT_ADMIN_PORTS = [15000, 15090, 15021];
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -50,7 +66,7 @@ interface FixedRateResult {
   maxLagMs: number;
 }
 
-async function runFixedRateClient(url: string, rate: number, seconds: number, connections: number): Promise<void> {
+async function runFixedRateClient(url: string, rate: number, seconds: number, connections: number, host?: string): Promise<void> {
   const { Pool } = await import('undici');
   const target = new URL(url);
   const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
@@ -70,7 +86,7 @@ async function runFixedRateClient(url: string, rate: number, seconds: number, co
   const issue = (index: number, scheduledAt: number) => {
     inFlight++;
     pool
-      .request({ path: target.pathname, method: 'GET' })
+      .request({ path: target.pathname, method: 'GET', headers: host ? { host } : undefined })
       .then(async (res) => {
         await res.body.dump({ limit: 1 << 20 });
         if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
@@ -215,6 +231,8 @@ function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 interface Target {
   name: string;
   url: string;
+  /** Host header to send (the sidecar pair routes by it); default: the URL's. */
+  host?: string;
   /** Processes whose CPU and memory are "the proxy" (nginx: master + worker); empty for direct. */
   pids: () => number[];
 }
@@ -272,7 +290,7 @@ interface SaturationResult {
 
 async function saturate(t: Target, pin: Pinning, seconds: number, connections: number): Promise<SaturationResult> {
   const before = proxyCpu(t);
-  const [cmd, args] = pinned(pin, pin.loadCpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, t.url]);
+  const [cmd, args] = pinned(pin, pin.loadCpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, ...(t.host ? ['-H', `Host: ${t.host}`] : []), t.url]);
   const { stdout, stderr, code } = await run(cmd, args, (seconds + 15) * 1000);
   const after = proxyCpu(t);
   if (code !== 0) throw new Error(`wrk against ${t.name} exited with ${code}: ${stderr.trim()}`);
@@ -293,7 +311,7 @@ async function fixedRate(t: Target, pin: Pinning, rate: number, seconds: number,
   const script = __filename;
   const before = proxyCpu(t);
   const startedAt = performance.now();
-  const [cmd, args] = pinned(pin, pin.loadCpu, process.execPath, [script, '--fixed-rate-client', t.url, String(rate), String(seconds), String(connections)]);
+  const [cmd, args] = pinned(pin, pin.loadCpu, process.execPath, [script, '--fixed-rate-client', t.url, String(rate), String(seconds), String(connections), t.host ?? '']);
   const { stdout, stderr, code } = await run(cmd, args, (seconds + 20) * 1000);
   const elapsedUs = (performance.now() - startedAt) * 1000;
   const after = proxyCpu(t);
@@ -302,12 +320,12 @@ async function fixedRate(t: Target, pin: Pinning, rate: number, seconds: number,
   return { ...result, proxyCores: t.pids().length ? (after - before) / elapsedUs : NaN };
 }
 
-async function waitForHttp200(url: string, what: string, timeoutMs: number, logFile?: string): Promise<void> {
+async function waitForHttp200(url: string, what: string, timeoutMs: number, logFile?: string, host?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     const status = await new Promise<number | string>((resolve) => {
-      const req = http.get(url, { timeout: 1000 }, (res) => {
+      const req = http.get(url, { timeout: 1000, headers: host ? { host } : undefined }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
@@ -388,7 +406,71 @@ spec:
   http:
   - route:
     - destination: {host: backend, port: {number: ${PORTS.backend}}}
+---
+# The sidecar pair: a client workload calling Service "server" through its sidecar. Both have a
+# serviceAccount, so each sidecar gets its workload certificate and auto mTLS is on between them.
+apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: default}
+spec:
+  selector: {app: server}
+  ports:
+  - {name: http, port: ${PORTS.pair}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: server-1, namespace: default}
+spec: {address: ${PAIR.server}, labels: {app: server}, serviceAccount: server}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: client, namespace: default}
+spec:
+  selector: {app: client}
+  ports:
+  - {name: http, port: ${PORTS.pair}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: client-1, namespace: default}
+spec: {address: ${PAIR.client}, labels: {app: client}, serviceAccount: client}
 `;
+}
+
+/** A CA and two ECDSA P-256 certificates (like Weft's workload certificates) for the nginx pair. */
+function makeNginxPairCerts(dir: string, serverName: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const openssl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${(r.stderr || r.error?.message || '').trim()} (hint: install openssl, e.g. bash scripts/ensure-test-tools.sh)`);
+  };
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  openssl('req', '-x509', ...ecKey, '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '2', '-subj', '/CN=weft-bench-ca');
+  for (const [name, ext] of [
+    ['server', `subjectAltName=DNS:${serverName}\nextendedKeyUsage=serverAuth`],
+    ['client', 'subjectAltName=DNS:nginx-pair-a.bench\nextendedKeyUsage=clientAuth'],
+  ]) {
+    fs.writeFileSync(path.join(dir, `${name}.ext`), ext + '\n');
+    openssl('req', '-new', ...ecKey, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}-cert.pem`);
+  }
+  // nginx workers run as nobody and read the keys at start from the master (root), but keep them readable.
+  for (const f of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, f), 0o644);
+}
+
+/** The server sidecar's Istio request counters: all of them, and those it reported as mutual TLS. */
+async function serverSidecarMtls(): Promise<{ requests: number; mutualTls: number }> {
+  const res = await fetch(`http://${PAIR.server}:15090/stats/prometheus`, { signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  let requests = 0;
+  let mutualTls = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('istio_requests_total{') || !line.includes('reporter="destination"')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    requests += value;
+    if (line.includes('connection_security_policy="mutual_tls"')) mutualTls += value;
+  }
+  return { requests, mutualTls };
 }
 
 function machineDescription(): Record<string, string | number> {
@@ -437,10 +519,12 @@ function table(rows: Row[]): string {
   const s = new Map(rows.map((r) => [r.name, summarize(r)]));
   // A focused run may leave out direct or nginx: their columns are then '-'.
   const direct = s.get('direct') ?? NO_ROW;
-  const nginx = s.get('nginx proxy') ?? NO_ROW;
-  const header = ['', 'req/s', 'vs direct', 'vs nginx', 'CPU us/req', 'vs nginx', 'p50 ms', 'p90 ms', 'p99 ms', '+p50 ms', 'p99 vs nginx', 'cores@rate', 'RSS MB', 'peak RSS MB', 'errors'];
+  // The pairs are compared with the nginx pair, the single proxies with the single nginx.
+  const nginxFor = (name: string) => s.get(name === WEFT_PAIR || name === NGINX_PAIR ? NGINX_PAIR : 'nginx proxy') ?? NO_ROW;
+  const header = ['', 'req/s', 'vs direct', 'vs nginx', 'CPU us/req', 'vs nginx', 'p50 ms', 'p90 ms', 'p99 ms', '+p50 ms', '+p99 ms', 'p99 vs nginx', 'cores@rate', 'RSS MB', 'peak RSS MB', 'errors'];
   const lines = rows.map((row) => {
     const x = s.get(row.name)!;
+    const nginx = nginxFor(row.name);
     const isDirect = row.name === 'direct';
     return [
       row.name,
@@ -453,6 +537,7 @@ function table(rows: Row[]): string {
       fmt(x.p90, 3),
       fmt(x.p99, 3),
       isDirect ? '-' : fmt(x.p50 - direct.p50, 3),
+      isDirect ? '-' : fmt(x.p99 - direct.p99, 3),
       ratio(x.p99, nginx.p99),
       isDirect ? '-' : fmt(x.coresAtRate, 3),
       isDirect ? '-' : fmt(row.rssAtRateMb, 1),
@@ -476,13 +561,13 @@ async function main(): Promise<void> {
       'warmup-seconds': { type: 'string', default: '3' },
       /** Write a V8 CPU profile of the Weft proxy (node --cpu-prof) into this directory. */
       'profile-proxy': { type: 'string' },
-      /** Which rows to measure (comma list of direct, weft, weft-telemetry-off, nginx). */
-      targets: { type: 'string', default: 'direct,weft,weft-telemetry-off,nginx' },
+      /** Which rows to measure (comma list of ALL_TARGETS). */
+      targets: { type: 'string', default: ALL_TARGETS.join(',') },
     },
   });
   const wanted = new Set(values.targets!.split(',').map((t) => t.trim()).filter(Boolean));
   for (const t of wanted) {
-    if (!['direct', 'weft', 'weft-telemetry-off', 'nginx'].includes(t)) throw new Error(`--targets: unknown target "${t}" (direct, weft, weft-telemetry-off, nginx)`);
+    if (!ALL_TARGETS.includes(t)) throw new Error(`--targets: unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
   }
   const runs = Number(values.runs);
   const seconds = Number(values.duration);
@@ -498,6 +583,11 @@ async function main(): Promise<void> {
   for (const host of wanted.has('weft-telemetry-off') ? [HOST, HOST_TELEMETRY_OFF] : [HOST]) {
     for (const port of [...WEFT_ADMIN_PORTS, ...(host === HOST ? [] : [PORTS.weftGateway])]) {
       if (!(await portFree(port, host))) throw new Error(`port ${host}:${port} (a Weft gateway's listener/admin/stats/health) is in use (hint: is a weft proxy running on ${host}?)`);
+    }
+  }
+  if (wanted.has('weft-pair')) {
+    for (const [host, port] of [...SIDECAR_PORTS.flatMap((p) => [[PAIR.client, p], [PAIR.server, p]] as const), [PAIR.server, PORTS.pair], [appAddressFor(PAIR.server), PORTS.pair]] as const) {
+      if (!(await portFree(port, host))) throw new Error(`port ${host}:${port} (the sidecar pair's) is in use (hint: is a weft proxy or demo running?)`);
     }
   }
 
@@ -531,7 +621,12 @@ async function main(): Promise<void> {
 
   // Backend: a static nginx (cheaper per request than any Node server, so it never limits the proxies).
   const backendConf = path.join(work, 'backend.conf');
-  fs.writeFileSync(backendConf, fillTemplate(path.join(REPO, 'bench/nginx/backend.conf.template'), { PREFIX: work, LISTEN: `${HOST}:${PORTS.backend}`, ROOT: path.join(work, 'www') }));
+  // It also listens on the server workload's app address, where the server sidecar forwards to.
+  const backendListens = [`${HOST}:${PORTS.backend}`, ...(wanted.has('weft-pair') ? [`${appAddressFor(PAIR.server)}:${PORTS.pair}`] : [])];
+  fs.writeFileSync(
+    backendConf,
+    fillTemplate(path.join(REPO, 'bench/nginx/backend.conf.template'), { PREFIX: work, LISTENS: backendListens.map((l) => `listen ${l} reuseport;`).join('\n    '), ROOT: path.join(work, 'www') }),
+  );
   const backend = startProcess('backend nginx', ...pinned(pin, pin.loadCpu, nginxBin, ['-p', work, '-c', backendConf]), log('backend'));
   await waitForHttp200(`http://${HOST}:${PORTS.backend}/`, 'backend nginx', 10_000, path.join(work, 'backend-nginx-error.log'));
   void backend;
@@ -545,12 +640,37 @@ async function main(): Promise<void> {
     await waitForHttp200(`http://${HOST}:${PORTS.nginxProxy}/`, 'nginx reverse proxy', 10_000, path.join(work, 'proxy-nginx-error.log'));
   }
 
+  // The nginx pair: A (plain in, TLS with a client certificate out) -> B (mutual TLS in) -> backend.
+  let nginxPair: Managed[] = [];
+  if (wanted.has('nginx-pair')) {
+    const certs = path.join(work, 'certs');
+    const serverName = 'nginx-pair-b.bench';
+    makeNginxPairCerts(certs, serverName);
+    const confB = path.join(work, 'pair-b-nginx.conf');
+    const confA = path.join(work, 'pair-a-nginx.conf');
+    fs.writeFileSync(confB, fillTemplate(path.join(REPO, 'bench/nginx/nginx-pair-b.conf.template'), { PREFIX: work, LISTEN: `${HOST}:${PORTS.nginxPairB}`, BACKEND: `${HOST}:${PORTS.backend}`, CERTS: certs }));
+    fs.writeFileSync(
+      confA,
+      fillTemplate(path.join(REPO, 'bench/nginx/nginx-pair-a.conf.template'), { PREFIX: work, LISTEN: `${HOST}:${PORTS.nginxPairA}`, UPSTREAM: `${HOST}:${PORTS.nginxPairB}`, CERTS: certs, SERVER_NAME: serverName }),
+    );
+    nginxPair = [
+      startProcess('nginx pair B', ...pinned(pin, pin.proxyCpu, nginxBin, ['-p', work, '-c', confB]), log('pair-b-nginx')),
+      startProcess('nginx pair A', ...pinned(pin, pin.proxyCpu, nginxBin, ['-p', work, '-c', confA]), log('pair-a-nginx')),
+    ];
+    // 200 through A means B accepted A's client certificate and A verified B's.
+    await waitForHttp200(`http://${HOST}:${PORTS.nginxPairA}/`, 'nginx pair (A -> TLS -> B)', 10_000, path.join(work, 'pair-a-nginx-error.log'));
+  }
+
   // Weft: the control plane on the mesh YAML, and one gateway proxy (a real `bin/weft proxy` process).
   fs.writeFileSync(path.join(work, 'mesh', 'mesh.yaml'), meshYaml());
+  // The CA's files and the workloads' bootstrap tokens: the sidecar pair's identities.
+  const stateDir = path.join(work, 'state');
   const weftBin = path.join(REPO, 'bin', 'weft');
   startProcess(
     'weft control',
-    ...pinned(pin, pin.loadCpu, process.execPath, [weftBin, 'control', '--config-dir', path.join(work, 'mesh'), '--xds-address', `${HOST}:${PORTS.xds}`, '--http-address', `${HOST}:${PORTS.controlHttp}`, '--log-level', 'warn']),
+    ...pinned(pin, pin.loadCpu, process.execPath, [
+      weftBin, 'control', '--config-dir', path.join(work, 'mesh'), '--state-dir', stateDir,
+      '--xds-address', `${HOST}:${PORTS.xds}`, '--secure-xds-address', `${HOST}:${PORTS.secureXds}`, '--http-address', `${HOST}:${PORTS.controlHttp}`, '--log-level', 'warn']),
     log('weft-control'),
   );
   await waitForHttp200(`http://${HOST}:${PORTS.controlHttp}/ready`, 'weft control plane', 15_000, log('weft-control'));
@@ -571,7 +691,29 @@ async function main(): Promise<void> {
   };
   const weftOn = wanted.has('weft') ? startWeftGateway('weft proxy', HOST, 'on') : undefined;
   const weftOff = wanted.has('weft-telemetry-off') ? startWeftGateway('weft proxy telemetry off', HOST_TELEMETRY_OFF, 'off') : undefined;
-  await Promise.all([weftOn?.ready, weftOff?.ready]);
+  // The sidecar pair, like `weft demo` starts each workload's sidecar: identity from the CA on the
+  // secure xDS address, config over mutual-TLS xDS.
+  const startSidecar = (workload: string, address: string) => {
+    const name = `weft sidecar ${workload}`;
+    const proxy = startProcess(
+      name,
+      ...pinned(pin, pin.proxyCpu, process.execPath, [
+        ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
+        weftBin, 'proxy', '--workload', workload, '--control', `${HOST}:${PORTS.controlHttp}`,
+        '--state-dir', stateDir, '--xds', `${HOST}:${PORTS.secureXds}`, '--xds-auth', 'mutual-tls', '--drain-seconds', '1', '--log-level', 'warn']),
+      log(name.replace(/\W+/g, '-')),
+    );
+    return { proxy, ready: waitForHttp200(`http://${address}:15021/healthz/ready`, name, 30_000, log(name.replace(/\W+/g, '-'))) };
+  };
+  const pairClient = wanted.has('weft-pair') ? startSidecar('client-1', PAIR.client) : undefined;
+  const pairServer = wanted.has('weft-pair') ? startSidecar('server-1', PAIR.server) : undefined;
+  await Promise.all([weftOn?.ready, weftOff?.ready, pairClient?.ready, pairServer?.ready]);
+  let pairMtls: { before: { requests: number; mutualTls: number }; after?: { requests: number; mutualTls: number } } | undefined;
+  if (pairClient && pairServer) {
+    await waitForHttp200(`http://${PAIR.client}:15001/`, 'the sidecar pair (client -> mTLS -> server -> backend)', 20_000, log('weft-sidecar-client-1'), PAIR.host);
+    pairMtls = { before: await serverSidecarMtls() };
+    if (pairMtls.before.mutualTls < 1) throw new Error(`the server sidecar answered, but reported no mutual_tls request (${JSON.stringify(pairMtls.before)}): auto mTLS is not on`);
+  }
 
   const targets: Target[] = [];
   if (wanted.has('direct')) targets.push({ name: 'direct', url: `http://${HOST}:${PORTS.backend}/`, pids: () => [] });
@@ -580,6 +722,13 @@ async function main(): Promise<void> {
   if (nginxProxy) {
     const nginx = nginxProxy;
     targets.push({ name: 'nginx proxy', url: `http://${HOST}:${PORTS.nginxProxy}/`, pids: () => [nginx.child.pid!, ...childPids(nginx.child.pid!)] });
+  }
+  if (pairClient && pairServer) {
+    targets.push({ name: WEFT_PAIR, url: `http://${PAIR.client}:15001/`, host: PAIR.host, pids: () => [pairClient.proxy.child.pid!, pairServer.proxy.child.pid!] });
+  }
+  if (nginxPair.length) {
+    const pair = nginxPair;
+    targets.push({ name: NGINX_PAIR, url: `http://${HOST}:${PORTS.nginxPairA}/`, pids: () => pair.flatMap((m) => [m.child.pid!, ...childPids(m.child.pid!)]) });
   }
   const rows: Row[] = targets.map((t) => ({ name: t.name, saturation: [], fixedRate: [], rssAtRateMb: NaN, peakRssMb: NaN }));
 
@@ -614,8 +763,8 @@ async function main(): Promise<void> {
   console.log('');
   console.log(table(rows));
   console.log('');
-  console.log(`req/s: saturation (wrk, ${connections} connections); CPU us/req: proxy utime+stime over the saturation run / requests (nginx: master + worker);`);
-  console.log(`p50/p90/p99: at a fixed ${rate} req/s, from scheduled start; +p50: added to direct's p50; cores@rate: proxy CPU at ${rate} req/s as a fraction of one core;`);
+  console.log(`req/s: saturation (wrk, ${connections} connections); CPU us/req: proxy utime+stime over the saturation run / requests (nginx: master + worker; pairs: both proxies);`);
+  console.log(`p50/p90/p99: at a fixed ${rate} req/s, from scheduled start; +p50/+p99: added to direct's; pairs' "vs nginx" is vs the nginx pair; cores@rate: proxy CPU at ${rate} req/s as a fraction of one core;`);
   console.log(`RSS MB: after the fixed-rate runs; peak RSS: VmHWM over the whole benchmark (nginx: master + worker summed). ${pin.note}.`);
   const on = rows.find((r) => r.name === 'weft proxy');
   const off = rows.find((r) => r.name === 'weft (telemetry off)');
@@ -627,6 +776,31 @@ async function main(): Promise<void> {
         `(+${fmt(a.cpuUs - b.cpuUs, 1)} us), p50 ${fmt(a.p50, 3)} vs ${fmt(b.p50, 3)} ms with Istio metrics on vs off`,
     );
   }
+  const weftPair = rows.find((r) => r.name === WEFT_PAIR);
+  const nginxPairRow = rows.find((r) => r.name === NGINX_PAIR);
+  const directRow = rows.find((r) => r.name === 'direct');
+  let pairComparison: Record<string, number> | undefined;
+  if (weftPair && nginxPairRow) {
+    const a = summarize(weftPair);
+    const b = summarize(nginxPairRow);
+    const d = directRow ? summarize(directRow) : NO_ROW;
+    pairComparison = {
+      cpuUsPerRequestRatio: a.cpuUs / b.cpuUs,
+      addedP50MsWeft: a.p50 - d.p50,
+      addedP50MsNginx: b.p50 - d.p50,
+      addedP99MsWeft: a.p99 - d.p99,
+      addedP99MsNginx: b.p99 - d.p99,
+    };
+    console.log(
+      `pairs: CPU ${fmt(a.cpuUs, 1)} vs ${fmt(b.cpuUs, 1)} us/req (both proxies; ${ratio(a.cpuUs, b.cpuUs)}); added to direct at ${rate} req/s: ` +
+        `p50 +${fmt(pairComparison.addedP50MsWeft, 3)} vs +${fmt(pairComparison.addedP50MsNginx, 3)} ms (${ratio(pairComparison.addedP50MsWeft, pairComparison.addedP50MsNginx)}), ` +
+        `p99 +${fmt(pairComparison.addedP99MsWeft, 3)} vs +${fmt(pairComparison.addedP99MsNginx, 3)} ms (${ratio(pairComparison.addedP99MsWeft, pairComparison.addedP99MsNginx)}); weft pair vs nginx pair`,
+    );
+  }
+  if (pairMtls) {
+    pairMtls.after = await serverSidecarMtls();
+    console.log(`mTLS: the server sidecar counted ${fmt(pairMtls.after.mutualTls)} of ${fmt(pairMtls.after.requests)} inbound requests as connection_security_policy="mutual_tls" (istio_requests_total, reporter=destination)`);
+  }
   console.log(`took ${Math.round((Date.now() - startedAt) / 1000)} s`);
 
   const resultsDir = path.join(REPO, 'bench', 'results');
@@ -635,14 +809,14 @@ async function main(): Promise<void> {
   const summary = Object.fromEntries(rows.map((r) => [r.name, { ...summarize(r), rssAtRateMb: r.rssAtRateMb, peakRssMb: r.peakRssMb }]));
   fs.writeFileSync(
     resultsFile,
-    JSON.stringify({ benchmark: 'data-plane', date: new Date().toISOString(), machine, pinning: pin.note, settings: { runs, seconds, rate, connections, warmupSeconds, responseBytes: 1024 }, summary, rows }, null, 2) + '\n',
+    JSON.stringify({ benchmark: 'data-plane', date: new Date().toISOString(), machine, pinning: pin.note, settings: { runs, seconds, rate, connections, warmupSeconds, responseBytes: 1024 }, summary, pairComparison, weftPairMtls: pairMtls?.after, rows }, null, 2) + '\n',
   );
   console.log(`results: ${path.relative(REPO, resultsFile)}`);
 }
 
 if (process.argv[2] === '--fixed-rate-client') {
-  const [url, rate, seconds, connections] = process.argv.slice(3);
-  runFixedRateClient(url, Number(rate), Number(seconds), Number(connections)).catch((err: Error) => {
+  const [url, rate, seconds, connections, host] = process.argv.slice(3);
+  runFixedRateClient(url, Number(rate), Number(seconds), Number(connections), host || undefined).catch((err: Error) => {
     console.error(err.stack);
     process.exit(1);
   });
