@@ -2,8 +2,15 @@
 // bodies Istio users know): parsing the three sections, time constraints with clock skew,
 // audiences, and the JWS signature against a key set (keys chosen by kid, alg and key type;
 // the signature itself checked by jose).
-import { compactVerify, importJWK } from 'jose';
+import type * as Jose from 'jose';
 import type { JsonWebKey } from '../config/jwt-authn';
+
+let joseModule: typeof Jose | undefined;
+/** jose is loaded on the first token to verify: proxies without RequestAuthentication never pay its memory. */
+function jose(): typeof Jose {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (joseModule ??= require('jose') as typeof Jose);
+}
 
 /** jwt_verify_lib's status strings for the outcomes Weft produces. */
 export const JwtStatus = {
@@ -178,7 +185,7 @@ export class KeySet {
     const cacheKey = `${index}|${alg}`;
     let p = this.imported.get(cacheKey);
     if (!p) {
-      p = importJWK(this.keys[index] as Parameters<typeof importJWK>[0], alg).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
+      p = jose().importJWK(this.keys[index] as Parameters<typeof Jose.importJWK>[0], alg).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
       this.imported.set(cacheKey, p);
     }
     return p;
@@ -206,7 +213,7 @@ export class KeySet {
       const key = await this.importKey(i, jwt.alg);
       if (key instanceof Error) continue;
       try {
-        await compactVerify(jwt.token, key as Parameters<typeof compactVerify>[1], { algorithms: [jwt.alg] });
+        await jose().compactVerify(jwt.token, key as Parameters<typeof Jose.compactVerify>[1], { algorithms: [jwt.alg] });
         return JwtStatus.Ok;
       } catch {
         // try the next key

@@ -3,12 +3,19 @@
 // spans wait, at most two requests in flight, each with the configured timeout. A collector that
 // is down or slow costs dropped spans, never a request: enqueue() never blocks and never throws.
 import * as http from 'node:http';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { Logger } from '../../log/logger';
 import type { ClusterManager } from '../upstream/cluster-manager';
 import type { OtlpEndpoint } from './tracing-config';
 
 /** A finished span in the shape the OTLP serializer reads (the SDK's ReadableSpan). */
+let serializer: typeof ProtobufTraceSerializer | undefined;
+/** Loaded with the first batch: proxies that never trace never pay the OTLP encoder's memory. */
+function traceSerializer(): typeof ProtobufTraceSerializer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (serializer ??= (require('@opentelemetry/otlp-transformer') as { ProtobufTraceSerializer: typeof ProtobufTraceSerializer }).ProtobufTraceSerializer);
+}
+
 export type ExportableSpan = NonNullable<Parameters<typeof ProtobufTraceSerializer.serializeRequest>[0]>[number];
 
 /** Envoy's tracing.opentelemetry.* counters, kept per proxy. */
@@ -110,7 +117,7 @@ export class OtlpHttpExporter {
     this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
     let body: Uint8Array | undefined;
     try {
-      body = ProtobufTraceSerializer.serializeRequest(batch);
+      body = traceSerializer().serializeRequest(batch);
     } catch (err) {
       this.failed(batch.length, `cannot encode spans: ${(err as Error).message}`);
       return;
