@@ -36,7 +36,7 @@ const MESH_CONFIG = path.join(REPO, 'examples', 'bookinfo', 'mesh.yaml');
 const GATEWAY = { name: 'istio-ingressgateway', namespace: 'istio-system', serviceAccount: 'istio-ingressgateway-service-account' };
 
 /** The demo's workloads: the WorkloadEntries in examples/bookinfo/platform. */
-const WORKLOADS = [
+export const DEMO_WORKLOADS: readonly { name: string; address: string; app: string; version: string }[] = [
   { name: 'details-v1', address: '127.0.10.2', app: 'details', version: 'v1' },
   { name: 'ratings-v1', address: '127.0.10.6', app: 'ratings', version: 'v1' },
   { name: 'reviews-v1', address: '127.0.10.3', app: 'reviews', version: 'v1' },
@@ -171,7 +171,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     await waitUntil('the control plane', async () => (await get('http://127.0.0.1:15014/ready')) === 200, 20_000, children);
     const identity = ['--state-dir', stateDir, '--xds', SECURE_XDS];
 
-    for (const w of WORKLOADS) {
+    for (const w of DEMO_WORKLOADS) {
       const appAddress = appAddressFor(w.address);
       step(`${w.name}: sidecar on ${w.address}, app on ${appAddress}`);
       children.start(`${w.name}/proxy`, process.execPath, [WEFT, 'proxy', '--workload', w.name, ...identity]);
@@ -189,7 +189,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
       WEFT, 'proxy', '--gateway', GATEWAY.name, '-n', GATEWAY.namespace, '--service-account', GATEWAY.serviceAccount,
       '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...identity,
     ]);
-    for (const w of WORKLOADS) {
+    for (const w of DEMO_WORKLOADS) {
       await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 60_000, children);
     }
     await waitUntil('the Bookinfo page through the gateway', async () => (await get('http://127.0.0.1:8080/productpage', 5000)) === 200, 30_000, children);

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { DEMO_WORKLOADS } from '../../src/cli/demo';
 import { runProxyStatus } from '../../src/cli/proxy-status';
 import { ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/log/logger';
@@ -31,17 +32,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const GATEWAY = { name: 'istio-ingressgateway', namespace: 'istio-system', serviceAccount: 'istio-ingressgateway-service-account', address: '127.0.30.100' };
 const PAGE_URL = `http://${GATEWAY.address}:8080/productpage`;
 
-/** The demo's workloads, moved to 127.0.30.x. */
-const WORKLOADS = [
-  { name: 'productpage-v1', address: '127.0.30.1', app: 'productpage', version: 'v1' },
-  { name: 'details-v1', address: '127.0.30.2', app: 'details', version: 'v1' },
-  { name: 'reviews-v1', address: '127.0.30.3', app: 'reviews', version: 'v1' },
-  { name: 'reviews-v2', address: '127.0.30.4', app: 'reviews', version: 'v2' },
-  { name: 'reviews-v3', address: '127.0.30.5', app: 'reviews', version: 'v3' },
-  { name: 'ratings-v1', address: '127.0.30.6', app: 'ratings', version: 'v1' },
-  // Off the page's path: an idle node on the graph.
-  { name: 'httpbin', address: '127.0.30.7', app: 'httpbin', version: 'v1' },
-];
+/** The demo's workloads (httpbin, off the page's path, is an idle node on the graph), moved to 127.0.30.x. */
+const WORKLOADS = DEMO_WORKLOADS.map((w) => ({ ...w, address: w.address.replace('127.0.10.', '127.0.30.') }));
 
 const BOOKINFO_EDGES = [
   'istio-ingressgateway->productpage-v1',

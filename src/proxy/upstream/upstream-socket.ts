@@ -111,24 +111,20 @@ export function connectUpstream(
     done(null, socket, false);
   });
 
-  function fail(failure: UpstreamFailure, timedOut: boolean): void {
-    if (finished) return;
+  /** Gives the attempt up once: false when it already ended. */
+  function abandon(): boolean {
+    if (finished) return false;
     finished = true;
     clearTimeout(timer);
     socket.off('close', onClose);
     socket.on('error', () => undefined);
     socket.destroy();
-    done(failure, null, timedOut);
+    return true;
   }
 
-  return {
-    cancel: () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      socket.off('close', onClose);
-      socket.on('error', () => undefined);
-      socket.destroy();
-    },
-  };
+  function fail(failure: UpstreamFailure, timedOut: boolean): void {
+    if (abandon()) done(failure, null, timedOut);
+  }
+
+  return { cancel: () => void abandon() };
 }
