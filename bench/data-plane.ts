@@ -1,5 +1,5 @@
-// Data-plane benchmark (issue 3, first part of issue 8): HTTP/1.1 keep-alive, 1 KB responses, on
-// loopback. One table, measured in one run, side by side:
+// Data-plane benchmark (issue 3, issue 8): HTTP/1.1 keep-alive, gRPC unary over h2c and L4 TCP, 1 KB
+// responses, on loopback. One table, measured in one run, side by side:
 //   direct      wrk -> backend
 //   weft proxy  wrk -> Weft gateway proxy (bin/weft proxy --gateway, configured over ADS) -> backend
 //   weft proxy (telemetry off)  the same with --telemetry off (no Istio metrics, no metadata
@@ -11,29 +11,42 @@
 //               are `bin/weft proxy --workload` with workload certificates from the control plane's CA
 //   nginx pair (TLS)  the like-for-like reference: wrk -> nginx A -> TLS 1.3 with a client
 //               certificate, verified both ways -> nginx B -> backend (bench/nginx/nginx-pair-*.template)
+//   gRPC direct / gRPC weft proxy / gRPC nginx proxy (grpc_pass)  HTTP/2: gRPC unary calls over h2c,
+//               loaded by h2load, compared with gRPC direct and nginx's grpc_pass (data-plane-grpc.ts)
+//   TCP weft proxy (tcp_proxy) / TCP nginx proxy (stream)  L4: a byte pipe in front of the HTTP/1.1
+//               backend, compared with direct and nginx's stream proxy_pass (data-plane-tcp.ts)
+//   weft gateway start-up  spawn to /healthz/ready with full config, and RSS then (data-plane-startup.ts)
 // Columns: requests/s at saturation (wrk), proxy CPU microseconds per request (/proc/<pid>/stat),
-// p50/p99 at a fixed 1,000 requests/s (the coordinated-omission-aware client below, in its own
+// p50/p99 at a fixed 1,000 requests/s (the coordinated-omission-aware fixed-rate-client.ts, in its own
 // process), proxy RSS at 1,000 requests/s and peak RSS (VmHWM). The proxy is pinned to the last
 // core, wrk, the fixed-rate client and the backend to core 0 (taskset), when there are two cores.
 // A pair's CPU and memory are both proxies' (both pinned to the proxy core); its +p50/+p99 are what
 // the two hops add to direct, and its ratios are against the nginx pair.
-//   npm run bench                       (build, install wrk/nginx, run)
-//   node dist/bench/data-plane.js [--runs 3] [--duration 7] [--rate 1000] [--connections 32] [--profile-proxy DIR]
-//                                 [--targets direct,weft,weft-telemetry-off,nginx,weft-pair,nginx-pair]   (a focused run: a subset)
+//   npm run bench                       (build, install wrk/h2load/nginx, run)
+//   node dist/bench/data-plane.js [--runs 3] [--duration 7] [--rate 1000] [--connections 32] [--starts 5] [--profile-proxy DIR]
+//                                 [--targets direct,weft,...]   (a focused run: a subset of ALL_TARGETS)
 // Writes bench/results/data-plane.json. Every child process is stopped on exit, failure or Ctrl-C.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Shared helpers: data-plane-lib.ts; the fixed-rate client: fixed-rate-client.ts.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { appAddressFor } from '../src/model/proxy';
+import {
+  HOST, REPO, childPids, fillTemplate, findNginx, fixedRate, fmt, killAllNow, median, pinned, portFree, ratio, renderTable, requirePortsFree,
+  saturate, startNginx, startProcess, statusKb, stopAll, sum, waitForHttp200, type FixedRateRun, type Managed, type Pinning, type SaturationResult, type Target,
+} from './data-plane-lib';
+import { GRPC_PATH, GRPC_PORTS, GRPC_ROWS, GRPC_STREAMS_PER_CONNECTION, GRPC_WEFT_HOST, grpcMeshYaml, grpcRequest, h2load, waitForGrpcOk, writeGrpcMessages } from './data-plane-grpc';
+import { TCP_PORTS, TCP_ROWS, TCP_WEFT_HOST, loadStreamModule, tcpMeshYaml } from './data-plane-tcp';
+import { STARTUP_HOST, measureStartups, startupTable, summarizeStartups, type StartupRun } from './data-plane-startup';
 
-const REPO = path.resolve(__dirname, '..', '..');
-const HOST = '127.0.0.1';
 /** The telemetry-off gateway binds the same ports on a second loopback address. */
 const HOST_TELEMETRY_OFF = '127.0.0.2';
+/** The `--concurrency 2` gateway (row weft-c2, not pinned: both cores) binds the same ports on a third. */
+const HOST_C2 = '127.0.0.6';
+const WEFT_C2 = 'weft proxy --concurrency 2 (2 cores)';
+/** The HTTP/1.1 rows' ports on 127.0.0.1 (the gRPC and TCP rows': GRPC_PORTS, TCP_PORTS). */
 const PORTS = { backend: 18080, pair: 18090, nginxProxy: 18081, weftGateway: 18082, xds: 18010, secureXds: 18012, controlHttp: 18014, nginxPairA: 18091, nginxPairB: 18092 } as const;
 /** The sidecar pair: two WorkloadEntries, each sidecar on its own loopback address (like `weft demo`). */
 const PAIR = { client: '127.0.50.1', server: '127.0.50.2', host: 'server:18090' } as const;
@@ -41,325 +54,13 @@ const PAIR = { client: '127.0.50.1', server: '127.0.50.2', host: 'server:18090' 
 const SIDECAR_PORTS = [15001, 15006, 15000, 15090, 15021];
 const WEFT_PAIR = 'weft sidecar pair (mTLS + telemetry)';
 const NGINX_PAIR = 'nginx pair (TLS)';
-const ALL_TARGETS = ['direct', 'weft', 'weft-telemetry-off', 'nginx', 'weft-pair', 'nginx-pair'];
+const ALL_TARGETS = ['direct', 'weft', 'weft-telemetry-off', 'weft-c2', 'nginx', 'weft-pair', 'nginx-pair', 'grpc-direct', 'grpc-weft', 'grpc-nginx', 'tcp-weft', 'tcp-nginx', 'startup'];
 const WEFT_ADMIN_PORTS = [15000, 15090, 15021];
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-// ---------------------------------------------------------------------------------------------
-// Fixed-rate client (runs as a child: `data-plane.js --fixed-rate-client URL RATE SECONDS CONNS`).
-// Requests are scheduled at start + i/rate; latency is measured from the *scheduled* time, so a
-// stalled proxy is charged for the requests that queued behind the stall (no coordinated
-// omission). The first second is a warm-up and is not recorded. Bounded: after the schedule
-// ends, in-flight requests get 5 s, then the client reports them as incomplete and exits.
-
-interface FixedRateResult {
-  rate: number;
-  seconds: number;
-  scheduled: number;
-  completed: number;
-  errors: number;
-  incomplete: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  maxLagMs: number;
-}
-
-async function runFixedRateClient(url: string, rate: number, seconds: number, connections: number, host?: string): Promise<void> {
-  const { Pool } = await import('undici');
-  const target = new URL(url);
-  const pool = new Pool(target.origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const warmupSeconds = 1;
-  const total = Math.round(rate * (warmupSeconds + seconds));
-  const warmup = Math.round(rate * warmupSeconds);
-  const intervalMs = 1000 / rate;
-  const latencies = new Float64Array(total - warmup);
-  let recorded = 0;
-  let errors = 0;
-  let completed = 0;
-  let inFlight = 0;
-  let maxLagMs = 0;
-  let issued = 0;
-  const start = performance.now() + 20;
-
-  const issue = (index: number, scheduledAt: number) => {
-    inFlight++;
-    pool
-      .request({ path: target.pathname, method: 'GET', headers: host ? { host } : undefined })
-      .then(async (res) => {
-        await res.body.dump({ limit: 1 << 20 });
-        if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-        if (index >= warmup) latencies[recorded++] = performance.now() - scheduledAt;
-        completed++;
-      })
-      .catch(() => {
-        errors++;
-      })
-      .finally(() => {
-        inFlight--;
-      });
-  };
-
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const now = performance.now();
-      while (issued < total && start + issued * intervalMs <= now) {
-        const scheduledAt = start + issued * intervalMs;
-        maxLagMs = Math.max(maxLagMs, now - scheduledAt);
-        issue(issued, scheduledAt);
-        issued++;
-      }
-      if (issued >= total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
-  });
-  const drainDeadline = performance.now() + 5_000;
-  while (inFlight > 0 && performance.now() < drainDeadline) await new Promise((r) => setTimeout(r, 10));
-  const incomplete = inFlight;
-  await pool.destroy();
-  const sorted = Array.from(latencies.subarray(0, recorded)).sort((a, b) => a - b);
-  const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
-  const result: FixedRateResult = {
-    rate,
-    seconds,
-    scheduled: total - warmup,
-    completed: recorded,
-    errors,
-    incomplete,
-    p50Ms: pct(50),
-    p90Ms: pct(90),
-    p99Ms: pct(99),
-    maxMs: sorted.length ? sorted[sorted.length - 1] : NaN,
-    maxLagMs,
-  };
-  void completed;
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked and stopped on exit, failure, SIGINT and SIGTERM.
-
-interface Managed {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
-const managed = new Set<Managed>();
 /** Scratch directory (configs, logs, the static file); removed at the end, kept on failure. */
 let workDir: string | undefined;
 let interrupted = false;
 
-function startProcess(name: string, command: string, args: string[], logFile?: string): Managed {
-  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
-  const child = spawn(command, args, { stdio: ['ignore', out, out], cwd: REPO });
-  if (typeof out === 'number') fs.closeSync(out);
-  const m: Managed = { name, child, exited: new Promise((resolve) => child.once('exit', () => resolve())) };
-  child.once('error', (err) => console.error(`bench: ${name} failed to start: ${err.message}`));
-  managed.add(m);
-  void m.exited.then(() => managed.delete(m));
-  return m;
-}
-
-/** Children of `pid` (nginx workers), from /proc. */
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // the process exited while we looked
-    }
-  }
-  return out;
-}
-
-async function stopProcess(m: Managed, graceMs = 3_000): Promise<void> {
-  if (m.child.exitCode !== null || m.child.signalCode !== null) return;
-  const workers = m.child.pid ? childPids(m.child.pid) : [];
-  m.child.kill('SIGTERM');
-  const timedOut = await Promise.race([m.exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs))]);
-  if (timedOut) m.child.kill('SIGKILL');
-  await m.exited;
-  for (const pid of workers) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone, as expected
-    }
-  }
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all([...managed].reverse().map((m) => stopProcess(m)));
-}
-
-function killAllNow(): void {
-  for (const m of managed) {
-    if (m.child.exitCode !== null || m.child.signalCode !== null || !m.child.pid) continue;
-    for (const pid of [...childPids(m.child.pid), m.child.pid]) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Measurement helpers.
-
-/** utime + stime of a process in microseconds (all its threads). */
-function cpuMicros(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
-}
-
-function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) : NaN;
-}
-
-interface Target {
-  name: string;
-  url: string;
-  /** Host header to send (the sidecar pair routes by it); default: the URL's. */
-  host?: string;
-  /** Processes whose CPU and memory are "the proxy" (nginx: master + worker); empty for direct. */
-  pids: () => number[];
-}
-
-const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-const proxyCpu = (t: Target) => sum(t.pids().map(cpuMicros));
-
-function median(values: number[]): number {
-  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-function run(command: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const m = startProcessPiped(command, args);
-    let stdout = '';
-    let stderr = '';
-    m.child.stdout!.on('data', (d) => (stdout += d));
-    m.child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => m.child.kill('SIGKILL'), timeoutMs);
-    m.child.once('error', reject);
-    m.child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ stdout, stderr, code });
-    });
-  });
-}
-
-function startProcessPiped(command: string, args: string[]): Managed {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
-  const m: Managed = { name: command, child, exited: new Promise((resolve) => child.once('exit', () => resolve())) };
-  managed.add(m);
-  void m.exited.then(() => managed.delete(m));
-  return m;
-}
-
-interface Pinning {
-  enabled: boolean;
-  proxyCpu: string;
-  loadCpu: string;
-  note: string;
-}
-
-function pinned(pin: Pinning, cpu: string, command: string, args: string[]): [string, string[]] {
-  return pin.enabled ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
-}
-
-interface SaturationResult {
-  rps: number;
-  requests: number;
-  errors: number;
-  cpuUsPerRequest: number;
-}
-
-async function saturate(t: Target, pin: Pinning, seconds: number, connections: number): Promise<SaturationResult> {
-  const before = proxyCpu(t);
-  const [cmd, args] = pinned(pin, pin.loadCpu, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, ...(t.host ? ['-H', `Host: ${t.host}`] : []), t.url]);
-  const { stdout, stderr, code } = await run(cmd, args, (seconds + 15) * 1000);
-  const after = proxyCpu(t);
-  if (code !== 0) throw new Error(`wrk against ${t.name} exited with ${code}: ${stderr.trim()}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
-  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
-  const errors = non2xx + (socket ? sum(socket.slice(1).map(Number)) : 0);
-  return { rps, requests, errors, cpuUsPerRequest: t.pids().length ? (after - before) / requests : NaN };
-}
-
-interface FixedRateRun extends FixedRateResult {
-  /** Proxy CPU over the measured window as a fraction of one core. */
-  proxyCores: number;
-}
-
-async function fixedRate(t: Target, pin: Pinning, rate: number, seconds: number, connections: number): Promise<FixedRateRun> {
-  const script = __filename;
-  const before = proxyCpu(t);
-  const startedAt = performance.now();
-  const [cmd, args] = pinned(pin, pin.loadCpu, process.execPath, [script, '--fixed-rate-client', t.url, String(rate), String(seconds), String(connections), t.host ?? '']);
-  const { stdout, stderr, code } = await run(cmd, args, (seconds + 20) * 1000);
-  const elapsedUs = (performance.now() - startedAt) * 1000;
-  const after = proxyCpu(t);
-  if (code !== 0) throw new Error(`fixed-rate client against ${t.name} exited with ${code}: ${stderr.trim()}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as FixedRateResult;
-  return { ...result, proxyCores: t.pids().length ? (after - before) / elapsedUs : NaN };
-}
-
-async function waitForHttp200(url: string, what: string, timeoutMs: number, logFile?: string, host?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    const status = await new Promise<number | string>((resolve) => {
-      const req = http.get(url, { timeout: 1000, headers: host ? { host } : undefined }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (err) => resolve(err.message));
-    });
-    if (status === 200) return;
-    last = String(status);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not answer 200 at ${url} within ${timeoutMs} ms (last: ${last})${logFile ? `; see ${logFile}` : ''}`);
-}
-
-function portFree(port: number, host = HOST): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = http.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-}
-
-function findNginx(): string {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) if (fs.existsSync(candidate)) return candidate;
-  const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
-  throw new Error('nginx not found (hint: run `bash bench/install-tools.sh` as root)');
-}
-
-function fillTemplate(file: string, values: Record<string, string>): string {
-  return fs.readFileSync(file, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    if (!(key in values)) throw new Error(`${file}: no value for {{${key}}}`);
-    return values[key];
-  });
-}
 
 function meshYaml(): string {
   return `# Written by bench/data-plane.ts: one backend Service and a gateway routing everything to it.
@@ -398,11 +99,20 @@ spec:
     hosts: ["*"]
 ---
 apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bench-gateway-c2, namespace: default}
+spec:
+  selector: {istio: bench-gateway-c2}
+  servers:
+  - port: {number: ${PORTS.weftGateway}, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bench, namespace: default}
 spec:
   hosts: ["*"]
-  gateways: [bench-gateway, bench-gateway-telemetry-off]
+  gateways: [bench-gateway, bench-gateway-telemetry-off, bench-gateway-c2]
   http:
   - route:
     - destination: {host: backend, port: {number: ${PORTS.backend}}}
@@ -483,6 +193,7 @@ function machineDescription(): Record<string, string | number> {
     node: process.version,
     nginx: firstLine(spawnSync(findNginx(), ['-v'], { encoding: 'utf8' })),
     wrk: firstLine(spawnSync('wrk', ['-v'], { encoding: 'utf8' })).replace(/ Copyright.*/, ''),
+    h2load: firstLine(spawnSync('h2load', ['--version'], { encoding: 'utf8' })) || 'h2load not found',
     loadAverage1m: Math.round(os.loadavg()[0] * 100) / 100,
   };
 }
@@ -498,9 +209,6 @@ interface Row {
   peakRssMb: number;
 }
 
-const fmt = (v: number, digits = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '-');
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-
 function summarize(row: Row) {
   return {
     rps: median(row.saturation.map((r) => r.rps)),
@@ -513,19 +221,29 @@ function summarize(row: Row) {
   };
 }
 
+/**
+ * Which rows a row's ratios are against: the pairs against the nginx pair, the gRPC rows against
+ * gRPC direct and nginx's grpc_pass, the L4 rows against direct (the same wrk -> backend path) and
+ * nginx's stream proxy, the other single proxies against direct and the nginx reverse proxy.
+ */
+function referencesOf(name: string): { direct: string; nginx: string } {
+  if (name === WEFT_PAIR || name === NGINX_PAIR) return { direct: 'direct', nginx: NGINX_PAIR };
+  if ((Object.values(GRPC_ROWS) as string[]).includes(name)) return { direct: GRPC_ROWS.direct, nginx: GRPC_ROWS.nginx };
+  if ((Object.values(TCP_ROWS) as string[]).includes(name)) return { direct: 'direct', nginx: TCP_ROWS.nginx };
+  return { direct: 'direct', nginx: 'nginx proxy' };
+}
+
 const NO_ROW = { rps: NaN, cpuUs: NaN, p50: NaN, p90: NaN, p99: NaN, coresAtRate: NaN, errors: 0 };
 
 function table(rows: Row[]): string {
   const s = new Map(rows.map((r) => [r.name, summarize(r)]));
   // A focused run may leave out direct or nginx: their columns are then '-'.
-  const direct = s.get('direct') ?? NO_ROW;
-  // The pairs are compared with the nginx pair, the single proxies with the single nginx.
-  const nginxFor = (name: string) => s.get(name === WEFT_PAIR || name === NGINX_PAIR ? NGINX_PAIR : 'nginx proxy') ?? NO_ROW;
-  const header = ['', 'req/s', 'vs direct', 'vs nginx', 'CPU us/req', 'vs nginx', 'p50 ms', 'p90 ms', 'p99 ms', '+p50 ms', '+p99 ms', 'p99 vs nginx', 'cores@rate', 'RSS MB', 'peak RSS MB', 'errors'];
   const lines = rows.map((row) => {
     const x = s.get(row.name)!;
-    const nginx = nginxFor(row.name);
-    const isDirect = row.name === 'direct';
+    const ref = referencesOf(row.name);
+    const direct = s.get(ref.direct) ?? NO_ROW;
+    const nginx = s.get(ref.nginx) ?? NO_ROW;
+    const isDirect = row.name === ref.direct;
     return [
       row.name,
       fmt(x.rps),
@@ -545,10 +263,8 @@ function table(rows: Row[]): string {
       String(x.errors),
     ];
   });
-  const all = [header, ...lines];
-  const widths = header.map((_, i) => Math.max(...all.map((l) => l[i].length)));
-  const render = (l: string[]) => l.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
-  return [render(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(render)].join('\n');
+  const header = ['', 'req/s', 'vs direct', 'vs nginx', 'CPU us/req', 'vs nginx', 'p50 ms', 'p90 ms', 'p99 ms', '+p50 ms', '+p99 ms', 'p99 vs nginx', 'cores@rate', 'RSS MB', 'peak RSS MB', 'errors'];
+  return renderTable(header, lines);
 }
 
 async function main(): Promise<void> {
@@ -561,6 +277,8 @@ async function main(): Promise<void> {
       'warmup-seconds': { type: 'string', default: '3' },
       /** Write a V8 CPU profile of the Weft proxy (node --cpu-prof) into this directory. */
       'profile-proxy': { type: 'string' },
+      /** How many times the start-up row starts a proxy (median shown). */
+      starts: { type: 'string', default: '5' },
       /** Which rows to measure (comma list of ALL_TARGETS). */
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
     },
@@ -574,13 +292,16 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const connections = Number(values.connections);
   const warmupSeconds = Number(values['warmup-seconds']);
+  const starts = Number(values.starts);
   const startedAt = Date.now();
+  const wantsGrpc = ['grpc-direct', 'grpc-weft', 'grpc-nginx'].some((t) => wanted.has(t));
+  if (wantsGrpc && spawnSync('h2load', ['--version']).status !== 0) throw new Error('h2load not found (hint: run `bash bench/install-tools.sh` as root; Debian: nghttp2-client)');
 
   const nginxBin = findNginx();
   for (const [name, port] of Object.entries(PORTS)) {
     if (!(await portFree(port))) throw new Error(`port ${HOST}:${port} (${name}) is in use (hint: is another benchmark running?)`);
   }
-  for (const host of wanted.has('weft-telemetry-off') ? [HOST, HOST_TELEMETRY_OFF] : [HOST]) {
+  for (const host of [HOST, ...(wanted.has('weft-telemetry-off') ? [HOST_TELEMETRY_OFF] : []), ...(wanted.has('weft-c2') ? [HOST_C2] : [])]) {
     for (const port of [...WEFT_ADMIN_PORTS, ...(host === HOST ? [] : [PORTS.weftGateway])]) {
       if (!(await portFree(port, host))) throw new Error(`port ${host}:${port} (a Weft gateway's listener/admin/stats/health) is in use (hint: is a weft proxy running on ${host}?)`);
     }
@@ -589,6 +310,12 @@ async function main(): Promise<void> {
     for (const [host, port] of [...SIDECAR_PORTS.flatMap((p) => [[PAIR.client, p], [PAIR.server, p]] as const), [PAIR.server, PORTS.pair], [appAddressFor(PAIR.server), PORTS.pair]] as const) {
       if (!(await portFree(port, host))) throw new Error(`port ${host}:${port} (the sidecar pair's) is in use (hint: is a weft proxy or demo running?)`);
     }
+  }
+  if (wantsGrpc) await requirePortsFree(Object.values(GRPC_PORTS).map((p) => [HOST, p] as const), 'a gRPC row\'s');
+  if (wanted.has('tcp-nginx') || wanted.has('tcp-weft')) await requirePortsFree(Object.values(TCP_PORTS).map((p) => [HOST, p] as const), 'a TCP row\'s');
+  // The gRPC, TCP and start-up gateways each bind their listener and admin ports on their own address.
+  for (const [target, host, port] of [['grpc-weft', GRPC_WEFT_HOST, GRPC_PORTS.weftGateway], ['tcp-weft', TCP_WEFT_HOST, TCP_PORTS.weftGateway], ['startup', STARTUP_HOST, PORTS.weftGateway]] as const) {
+    if (wanted.has(target)) await requirePortsFree([...WEFT_ADMIN_PORTS, port].map((p) => [host, p] as const), `the ${target} gateway's listener/admin/stats/health`);
   }
 
   const ncpu = os.availableParallelism();
@@ -600,14 +327,21 @@ async function main(): Promise<void> {
       : { enabled: false, proxyCpu: '', loadCpu: '', note: hasTaskset ? 'one CPU: nothing pinned, everything shares it' : 'taskset not found: nothing pinned' };
 
   const machine = machineDescription();
-  console.log(`data-plane benchmark: HTTP/1.1 keep-alive, 1 KB responses, loopback`);
+  console.log(`data-plane benchmark: HTTP/1.1 keep-alive, gRPC unary over h2c and L4 TCP, 1 KB responses, loopback`);
   console.log(`machine: ${machine.nproc} CPU (${machine.cpu}), ${machine.memoryGb} GB, ${machine.kernel}, load avg ${machine.loadAverage1m}`);
-  console.log(`tools:   node ${machine.node}, ${machine.nginx}, ${machine.wrk}`);
+  console.log(`tools:   node ${machine.node}, ${machine.nginx}, ${machine.wrk}, ${machine.h2load}`);
   console.log(`pinning: ${pin.note}`);
   console.log(
     `load:    saturation wrk -t1 -c${connections} -d${seconds}s; fixed rate ${rate} req/s for ${seconds}s (+1s warm-up) from a Node undici client, ` +
       `latency from scheduled start; ${runs} run(s) of each, medians shown`,
   );
+  if (wantsGrpc) {
+    const h2Connections = Math.ceil(connections / GRPC_STREAMS_PER_CONNECTION);
+    console.log(
+      `gRPC:    saturation h2load -t1 -c${h2Connections} -m${GRPC_STREAMS_PER_CONNECTION} -D ${seconds}; fixed rate over node:http2 on ${h2Connections} connections; ` +
+        `every call checked (fixed rate: grpc-status 0; h2load: the whole response message)`,
+    );
+  }
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-bench-'));
   workDir = work;
@@ -630,6 +364,26 @@ async function main(): Promise<void> {
   const backend = startProcess('backend nginx', ...pinned(pin, pin.loadCpu, nginxBin, ['-p', work, '-c', backendConf]), log('backend'));
   await waitForHttp200(`http://${HOST}:${PORTS.backend}/`, 'backend nginx', 10_000, path.join(work, 'backend-nginx-error.log'));
   void backend;
+
+  // The gRPC rows: an h2c backend answering every call with one static message, and nginx's grpc_pass.
+  const grpcMessages = wantsGrpc ? writeGrpcMessages(work) : undefined;
+  const grpcUrl = (host: string, port: number) => `http://${host}:${port}${GRPC_PATH}`;
+  let grpcNginx: Managed | undefined;
+  if (grpcMessages) {
+    startNginx(nginxBin, pin, pin.loadCpu, work, 'grpc-backend', 'grpc-backend.conf.template', { LISTEN: `${HOST}:${GRPC_PORTS.backend}`, ROOT: path.join(work, 'www') });
+    await waitForGrpcOk(grpcUrl(HOST, GRPC_PORTS.backend), 'the gRPC backend nginx', grpcMessages, 10_000, path.join(work, 'grpc-backend-nginx-error.log'));
+    if (wanted.has('grpc-nginx')) {
+      grpcNginx = startNginx(nginxBin, pin, pin.proxyCpu, work, 'grpc-proxy', 'grpc-proxy.conf.template', { LISTEN: `${HOST}:${GRPC_PORTS.nginxProxy}`, BACKEND: `${HOST}:${GRPC_PORTS.backend}` });
+      await waitForGrpcOk(grpcUrl(HOST, GRPC_PORTS.nginxProxy), 'nginx grpc_pass', grpcMessages, 10_000, path.join(work, 'grpc-proxy-nginx-error.log'));
+    }
+  }
+  // The L4 reference: nginx's stream proxy in front of the HTTP/1.1 backend.
+  let tcpNginx: Managed | undefined;
+  if (wanted.has('tcp-nginx')) {
+    tcpNginx = startNginx(nginxBin, pin, pin.proxyCpu, work, 'tcp-proxy', 'tcp-proxy.conf.template', {
+      LOAD_STREAM_MODULE: loadStreamModule(nginxBin), LISTEN: `${HOST}:${TCP_PORTS.nginxProxy}`, BACKEND: `${HOST}:${PORTS.backend}` });
+    await waitForHttp200(`http://${HOST}:${TCP_PORTS.nginxProxy}/`, 'nginx stream proxy', 10_000, path.join(work, 'tcp-proxy-nginx-error.log'));
+  }
 
   // nginx as a reverse proxy.
   let nginxProxy: Managed | undefined;
@@ -663,6 +417,8 @@ async function main(): Promise<void> {
 
   // Weft: the control plane on the mesh YAML, and one gateway proxy (a real `bin/weft proxy` process).
   fs.writeFileSync(path.join(work, 'mesh', 'mesh.yaml'), meshYaml());
+  if (wanted.has('grpc-weft')) fs.writeFileSync(path.join(work, 'mesh', 'grpc.yaml'), grpcMeshYaml());
+  if (wanted.has('tcp-weft')) fs.writeFileSync(path.join(work, 'mesh', 'tcp.yaml'), tcpMeshYaml(PORTS.backend));
   // The CA's files and the workloads' bootstrap tokens: the sidecar pair's identities.
   const stateDir = path.join(work, 'state');
   const weftBin = path.join(REPO, 'bin', 'weft');
@@ -676,21 +432,36 @@ async function main(): Promise<void> {
   await waitForHttp200(`http://${HOST}:${PORTS.controlHttp}/ready`, 'weft control plane', 15_000, log('weft-control'));
   // The same gateway twice: Istio telemetry on (the default) and off, pinned to the same CPU and
   // measured one after the other, so the difference is what the metrics and metadata exchange cost.
-  const startWeftGateway = (name: string, host: string, telemetry: 'on' | 'off') => {
+  // `gateway` is the proxy's name and its label istio=<gateway>, which its Gateway resource selects;
+  // `ready` checks that a request through the gateway is answered (default: a GET to the HTTP
+  // listener). The gRPC and TCP gateways run without an identity (--ca-address none: nothing they
+  // route needs mesh mTLS), so they do not retry a CA that is not there.
+  const startWeftGateway = (name: string, host: string, gateway: string, telemetry: 'on' | 'off', ready?: (logFile: string) => Promise<void>, extraArgs: string[] = [], unpinned = false) => {
+    const logFile = log(name.replace(/\W+/g, '-'));
     const proxy = startProcess(
       name,
-      ...pinned(pin, pin.proxyCpu, process.execPath, [
+      ...pinned(unpinned ? { ...pin, enabled: false } : pin, pin.proxyCpu, process.execPath, [
         ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
         weftBin,
-        'proxy', '--gateway', telemetry === 'on' ? 'bench-gateway' : 'bench-gateway-telemetry-off',
-        '--labels', telemetry === 'on' ? 'istio=bench-gateway' : 'istio=bench-gateway-telemetry-off',
-        '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn']),
-      log(name.replace(/\W+/g, '-')),
+        'proxy', '--gateway', gateway, '--labels', `istio=${gateway}`,
+        '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn', ...extraArgs]),
+      logFile,
     );
-    return { proxy, ready: waitForHttp200(`http://${host}:${PORTS.weftGateway}/`, name, 20_000, log(name.replace(/\W+/g, '-'))) };
+    return { proxy, ready: ready ? ready(logFile) : waitForHttp200(`http://${host}:${PORTS.weftGateway}/`, name, 20_000, logFile) };
   };
-  const weftOn = wanted.has('weft') ? startWeftGateway('weft proxy', HOST, 'on') : undefined;
-  const weftOff = wanted.has('weft-telemetry-off') ? startWeftGateway('weft proxy telemetry off', HOST_TELEMETRY_OFF, 'off') : undefined;
+  const weftOn = wanted.has('weft') ? startWeftGateway('weft proxy', HOST, 'bench-gateway', 'on') : undefined;
+  const weftOff = wanted.has('weft-telemetry-off') ? startWeftGateway('weft proxy telemetry off', HOST_TELEMETRY_OFF, 'bench-gateway-telemetry-off', 'off') : undefined;
+  // Two worker processes on both cores (the primary keeps xDS and the admin ports): how throughput scales from the pinned one.
+  const weftC2 = wanted.has('weft-c2') ? startWeftGateway('weft proxy c2', HOST_C2, 'bench-gateway-c2', 'on', undefined, ['--concurrency', '2'], true) : undefined;
+  const weftGrpc =
+    wanted.has('grpc-weft') && grpcMessages
+      ? startWeftGateway('weft proxy grpc', GRPC_WEFT_HOST, 'bench-gateway-grpc', 'on', (logFile) =>
+          waitForGrpcOk(grpcUrl(GRPC_WEFT_HOST, GRPC_PORTS.weftGateway), 'the Weft gRPC gateway', grpcMessages, 20_000, logFile), ['--ca-address', 'none'])
+      : undefined;
+  const weftTcp = wanted.has('tcp-weft')
+    ? startWeftGateway('weft proxy tcp', TCP_WEFT_HOST, 'bench-gateway-tcp', 'on', (logFile) =>
+        waitForHttp200(`http://${TCP_WEFT_HOST}:${TCP_PORTS.weftGateway}/`, 'the Weft TCP gateway', 20_000, logFile), ['--ca-address', 'none'])
+    : undefined;
   // The sidecar pair, like `weft demo` starts each workload's sidecar: identity from the CA on the
   // secure xDS address, config over mutual-TLS xDS.
   const startSidecar = (workload: string, address: string) => {
@@ -707,7 +478,7 @@ async function main(): Promise<void> {
   };
   const pairClient = wanted.has('weft-pair') ? startSidecar('client-1', PAIR.client) : undefined;
   const pairServer = wanted.has('weft-pair') ? startSidecar('server-1', PAIR.server) : undefined;
-  await Promise.all([weftOn?.ready, weftOff?.ready, pairClient?.ready, pairServer?.ready]);
+  await Promise.all([weftOn?.ready, weftOff?.ready, weftC2?.ready, weftGrpc?.ready, weftTcp?.ready, pairClient?.ready, pairServer?.ready]);
   let pairMtls: { before: { requests: number; mutualTls: number }; after?: { requests: number; mutualTls: number } } | undefined;
   if (pairClient && pairServer) {
     await waitForHttp200(`http://${PAIR.client}:15001/`, 'the sidecar pair (client -> mTLS -> server -> backend)', 20_000, log('weft-sidecar-client-1'), PAIR.host);
@@ -719,6 +490,7 @@ async function main(): Promise<void> {
   if (wanted.has('direct')) targets.push({ name: 'direct', url: `http://${HOST}:${PORTS.backend}/`, pids: () => [] });
   if (weftOn) targets.push({ name: 'weft proxy', url: `http://${HOST}:${PORTS.weftGateway}/`, pids: () => [weftOn.proxy.child.pid!] });
   if (weftOff) targets.push({ name: 'weft (telemetry off)', url: `http://${HOST_TELEMETRY_OFF}:${PORTS.weftGateway}/`, pids: () => [weftOff.proxy.child.pid!] });
+  if (weftC2) targets.push({ name: WEFT_C2, url: `http://${HOST_C2}:${PORTS.weftGateway}/`, pids: () => [weftC2.proxy.child.pid!, ...childPids(weftC2.proxy.child.pid!)] });
   if (nginxProxy) {
     const nginx = nginxProxy;
     targets.push({ name: 'nginx proxy', url: `http://${HOST}:${PORTS.nginxProxy}/`, pids: () => [nginx.child.pid!, ...childPids(nginx.child.pid!)] });
@@ -730,9 +502,23 @@ async function main(): Promise<void> {
     const pair = nginxPair;
     targets.push({ name: NGINX_PAIR, url: `http://${HOST}:${PORTS.nginxPairA}/`, pids: () => pair.flatMap((m) => [m.child.pid!, ...childPids(m.child.pid!)]) });
   }
+  if (grpcMessages) {
+    const grpc = { saturator: h2load(grpcMessages), request: grpcRequest(grpcMessages) };
+    if (wanted.has('grpc-direct')) targets.push({ name: GRPC_ROWS.direct, url: grpcUrl(HOST, GRPC_PORTS.backend), pids: () => [], ...grpc });
+    if (weftGrpc) targets.push({ name: GRPC_ROWS.weft, url: grpcUrl(GRPC_WEFT_HOST, GRPC_PORTS.weftGateway), pids: () => [weftGrpc.proxy.child.pid!], ...grpc });
+    if (grpcNginx) {
+      const nginx = grpcNginx;
+      targets.push({ name: GRPC_ROWS.nginx, url: grpcUrl(HOST, GRPC_PORTS.nginxProxy), pids: () => [nginx.child.pid!, ...childPids(nginx.child.pid!)], ...grpc });
+    }
+  }
+  if (weftTcp) targets.push({ name: TCP_ROWS.weft, url: `http://${TCP_WEFT_HOST}:${TCP_PORTS.weftGateway}/`, pids: () => [weftTcp.proxy.child.pid!] });
+  if (tcpNginx) {
+    const nginx = tcpNginx;
+    targets.push({ name: TCP_ROWS.nginx, url: `http://${HOST}:${TCP_PORTS.nginxProxy}/`, pids: () => [nginx.child.pid!, ...childPids(nginx.child.pid!)] });
+  }
   const rows: Row[] = targets.map((t) => ({ name: t.name, saturation: [], fixedRate: [], rssAtRateMb: NaN, peakRssMb: NaN }));
 
-  process.stdout.write(`warm-up: ${warmupSeconds}s of wrk against each target...`);
+  process.stdout.write(`warm-up: ${warmupSeconds}s of wrk (h2load for gRPC) against each target...`);
   for (const t of targets) await saturate(t, pin, warmupSeconds, connections);
   process.stdout.write(' done\n');
 
@@ -746,7 +532,7 @@ async function main(): Promise<void> {
       process.stdout.write(`fixed rate ${r + 1}/${runs} ${t.name}...`);
       const res = await fixedRate(t, pin, rate, seconds, connections);
       rows[i].fixedRate.push(res);
-      process.stdout.write(` p50 ${fmt(res.p50Ms, 3)} ms, p99 ${fmt(res.p99Ms, 3)} ms\n`);
+      process.stdout.write(` p50 ${fmt(res.p50Ms, 3)} ms, p99 ${fmt(res.p99Ms, 3)} ms${res.errors ? `, ${fmt(res.errors)} errors (first: ${res.firstError})` : ''}\n`);
     }
   }
   for (const [i, t] of targets.entries()) rows[i].rssAtRateMb = t.pids().length ? sum(t.pids().map((p) => statusKb(p, 'VmRSS'))) / 1024 : NaN;
@@ -755,17 +541,29 @@ async function main(): Promise<void> {
       process.stdout.write(`saturation ${r + 1}/${runs} ${t.name}...`);
       const res = await saturate(t, pin, seconds, connections);
       rows[i].saturation.push(res);
-      process.stdout.write(` ${fmt(res.rps)} req/s, ${fmt(res.cpuUsPerRequest, 1)} us/req\n`);
+      process.stdout.write(` ${fmt(res.rps)} req/s, ${fmt(res.cpuUsPerRequest, 1)} us/req${res.errors ? `, ${fmt(res.errors)} errors` : ''}\n`);
     }
   }
   for (const [i, t] of targets.entries()) rows[i].peakRssMb = t.pids().length ? sum(t.pids().map((p) => statusKb(p, 'VmHWM'))) / 1024 : NaN;
+  // Start-up last: the control plane has served every other proxy, as a running mesh's has.
+  let startups: StartupRun[] | undefined;
+  if (wanted.has('startup')) {
+    startups = await measureStartups({ starts, pin, weftBin, xdsPort: PORTS.xds, listenerPort: PORTS.weftGateway, logDir: work, telemetry: 'on' });
+  }
 
   console.log('');
-  console.log(table(rows));
-  console.log('');
-  console.log(`req/s: saturation (wrk, ${connections} connections); CPU us/req: proxy utime+stime over the saturation run / requests (nginx: master + worker; pairs: both proxies);`);
-  console.log(`p50/p90/p99: at a fixed ${rate} req/s, from scheduled start; +p50/+p99: added to direct's; pairs' "vs nginx" is vs the nginx pair; cores@rate: proxy CPU at ${rate} req/s as a fraction of one core;`);
-  console.log(`RSS MB: after the fixed-rate runs; peak RSS: VmHWM over the whole benchmark (nginx: master + worker summed). ${pin.note}.`);
+  if (rows.length) {
+    console.log(table(rows));
+    console.log('');
+    console.log(`req/s: saturation (wrk, ${connections} connections; gRPC rows: h2load, ${connections} streams); CPU us/req: proxy utime+stime over the saturation run / requests (nginx: master + worker; pairs: both proxies);`);
+    console.log(`p50/p90/p99: at a fixed ${rate} req/s, from scheduled start; +p50/+p99: added to direct's (gRPC rows: to gRPC direct's); "vs nginx": pairs vs the nginx pair, gRPC rows vs grpc_pass, TCP rows vs nginx stream;`);
+    console.log(`cores@rate: proxy CPU at ${rate} req/s as a fraction of one core; RSS MB: after the fixed-rate runs; peak RSS: VmHWM over the whole benchmark (nginx: master + worker summed). ${pin.note}.`);
+  }
+  if (startups) {
+    if (rows.length) console.log('');
+    console.log(startupTable(startups));
+    console.log(`start-up: spawn of \`bin/weft proxy --gateway\` to the first 200 from http://${STARTUP_HOST}:15021/healthz/ready (full config over ADS from the running control plane), ${starts} starts, proxy pinned like the others; RSS: VmRSS then`);
+  }
   const on = rows.find((r) => r.name === 'weft proxy');
   const off = rows.find((r) => r.name === 'weft (telemetry off)');
   if (on && off) {
@@ -775,6 +573,12 @@ async function main(): Promise<void> {
       `telemetry: ${fmt(a.rps)} vs ${fmt(b.rps)} req/s (${ratio(a.rps, b.rps)}), ${fmt(a.cpuUs, 1)} vs ${fmt(b.cpuUs, 1)} CPU us/req ` +
         `(+${fmt(a.cpuUs - b.cpuUs, 1)} us), p50 ${fmt(a.p50, 3)} vs ${fmt(b.p50, 3)} ms with Istio metrics on vs off`,
     );
+  }
+  const c2 = rows.find((r) => r.name === WEFT_C2);
+  if (on && c2) {
+    const a = summarize(on);
+    const b = summarize(c2);
+    console.log(`cores: ${fmt(b.rps)} req/s with --concurrency 2 on both cores vs ${fmt(a.rps)} pinned to one (${ratio(b.rps, a.rps)}; wrk and the backend share core 0), ${fmt(b.cpuUs, 1)} vs ${fmt(a.cpuUs, 1)} CPU us/req`);
   }
   const weftPair = rows.find((r) => r.name === WEFT_PAIR);
   const nginxPairRow = rows.find((r) => r.name === NGINX_PAIR);
@@ -809,40 +613,41 @@ async function main(): Promise<void> {
   const summary = Object.fromEntries(rows.map((r) => [r.name, { ...summarize(r), rssAtRateMb: r.rssAtRateMb, peakRssMb: r.peakRssMb }]));
   fs.writeFileSync(
     resultsFile,
-    JSON.stringify({ benchmark: 'data-plane', date: new Date().toISOString(), machine, pinning: pin.note, settings: { runs, seconds, rate, connections, warmupSeconds, responseBytes: 1024 }, summary, pairComparison, weftPairMtls: pairMtls?.after, rows }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        benchmark: 'data-plane', date: new Date().toISOString(), machine, pinning: pin.note,
+        settings: { runs, seconds, rate, connections, warmupSeconds, responseBytes: 1024, grpcStreamsPerConnection: GRPC_STREAMS_PER_CONNECTION, grpcResponseBytes: grpcMessages?.responseBytes, starts },
+        summary, pairComparison, weftPairMtls: pairMtls?.after, rows,
+        startup: startups ? { summary: summarizeStartups(startups), runs: startups } : undefined,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   console.log(`results: ${path.relative(REPO, resultsFile)}`);
 }
 
-if (process.argv[2] === '--fixed-rate-client') {
-  const [url, rate, seconds, connections, host] = process.argv.slice(3);
-  runFixedRateClient(url, Number(rate), Number(seconds), Number(connections), host || undefined).catch((err: Error) => {
-    console.error(err.stack);
-    process.exit(1);
-  });
-} else {
-  process.on('exit', killAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      interrupted = true;
-      console.error(`\nbench: ${signal}, stopping every process it started`);
-      void stopAll().finally(() => {
-        if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
-        process.exit(130);
-      });
-    });
-  }
-  main().then(
-    async () => {
-      await stopAll();
+process.on('exit', killAllNow);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`\nbench: ${signal}, stopping every process it started`);
+    void stopAll().finally(() => {
       if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
-    },
-    async (err: Error) => {
-      if (interrupted) return;
-      console.error(`bench: ${err.message}`);
-      await stopAll();
-      if (workDir) console.error(`bench: configs and logs kept in ${workDir}`);
-      process.exitCode = 1;
-    },
-  );
+      process.exit(130);
+    });
+  });
 }
+main().then(
+  async () => {
+    await stopAll();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  },
+  async (err: Error) => {
+    if (interrupted) return;
+    console.error(`bench: ${err.message}`);
+    await stopAll();
+    if (workDir) console.error(`bench: configs and logs kept in ${workDir}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Installs what the data-plane benchmark needs from Debian: wrk (load generator), nginx (backend
-# and reference reverse proxy) and taskset (util-linux). Idempotent: does nothing when all exist.
+# Installs what the data-plane benchmark needs from Debian: wrk (HTTP/1.1 load generator), h2load
+# (nghttp2-client: the gRPC rows' load generator), nginx (backends and reference proxies) with its
+# stream module (libnginx-mod-stream: the L4 reference) and taskset (util-linux). Idempotent: does
+# nothing when all exist.
 set -euo pipefail
+
+# Debian builds nginx's stream module as a dynamic module; other builds may have it built in.
+has_nginx_stream() {
+  local nginx
+  nginx=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+  [ -x "$nginx" ] || return 1
+  for dir in /usr/lib/nginx/modules /usr/lib64/nginx/modules /usr/share/nginx/modules; do
+    [ -e "$dir/ngx_stream_module.so" ] && return 0
+  done
+  "$nginx" -V 2>&1 | grep -Eq -- '--with-stream( |$)'
+}
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+has_nginx_stream || missing+=(libnginx-mod-stream)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bench: wrk, nginx and taskset are installed"
+  echo "bench: wrk, h2load, nginx (with its stream module) and taskset are installed"
   exit 0
 fi
 

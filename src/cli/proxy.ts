@@ -2,9 +2,12 @@
 // gateway (selected by Gateway `selector` labels), configured entirely over ADS, with its own
 // workload identity: a certificate for its SPIFFE id from the control plane's CA (istio-agent's
 // part), used for mesh mTLS and, on the secure port, for the xDS connection itself.
+import { availableParallelism } from 'node:os';
 import { defaultStateDir, rootCertPath, workloadTokenPath } from '../ca/state-paths';
 import { parseDuration } from '../config/validate/formats';
+import type { LogLevel } from '../log/logger';
 import { APP_ADDRESS_METADATA, appAddressFor } from '../model/proxy';
+import type { ProxyOptions } from '../proxy/proxy';
 import { parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient, parseHostPort } from './control-client';
@@ -49,6 +52,9 @@ Options:
       --cert-ttl DURATION  requested certificate lifetime, e.g. 24h, 90m, 30s (default 24h; the CA
                            may shorten it)
       --drain-seconds N    on SIGTERM, how long in-flight requests may finish (default 5)
+      --concurrency N      worker processes serving the listeners, or "auto" (one per CPU); the
+                           main process keeps xDS, the certificate and the admin/stats/health
+                           ports (default 1: one process does everything)
       --telemetry on|off   Istio's standard metrics on 15090 and peer metadata exchange (default on)
       --log-level LEVEL    debug | info | warn | error (default info)
 ${CONTROL_HELP}
@@ -96,6 +102,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
       'cert-ttl': { type: 'string', default: '24h' },
       'drain-seconds': { type: 'string', default: '5' },
       telemetry: { type: 'string', default: 'on' },
+      concurrency: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       ...CONTROL_OPTION,
     },
@@ -111,6 +118,10 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     throw new UsageError('--xds-auth mutual-tls needs the workload certificate, so it cannot go with --ca-address none', PROXY_USAGE);
   }
   if (values.telemetry !== 'on' && values.telemetry !== 'off') throw new UsageError(`--telemetry must be on or off, not "${values.telemetry}"`, PROXY_USAGE);
+  const concurrency = values.concurrency === 'auto' ? availableParallelism() : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) {
+    throw new UsageError(`--concurrency must be a number of worker processes (1-256) or "auto", not "${values.concurrency}"`, PROXY_USAGE);
+  }
   const ttlMs = parseDuration(values['cert-ttl']!);
   if (ttlMs === undefined || ttlMs < 1000) throw new UsageError(`--cert-ttl "${values['cert-ttl']}" is not a duration of at least 1s (e.g. 24h, 90m, 30s)`, PROXY_USAGE);
   const stateDir = values['state-dir'] ?? defaultStateDir(io.env);
@@ -160,8 +171,10 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
   const tokenPath = values['token-file'] ?? workloadTokenPath(stateDir, namespace, name);
   const { createLogger } = await import('../log/logger');
   const { startProxy } = await import('../proxy/proxy');
-  const logger = createLogger({ level: values['log-level'] as 'info' });
-  const proxy = await startProxy({
+  const { startMultiProcessProxy } = await import('../proxy/workers/primary');
+  const logLevel = values['log-level'] as LogLevel;
+  const logger = createLogger({ level: logLevel });
+  const options: ProxyOptions = {
     xdsAddress: xdsAddress.text,
     xdsMutualTls: xdsAuth === 'mutual-tls' ? { rootCertPath: rootPath, tokenPath } : undefined,
     identity: caAddress
@@ -179,7 +192,8 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     bindAddress,
     logger,
     telemetry: values.telemetry === 'on',
-  });
+  };
+  const proxy = concurrency > 1 ? await startMultiProcessProxy({ ...options, concurrency, logLevel }) : await startProxy(options);
   const drainMs = Number(values['drain-seconds']) * 1000;
   const stop = (signal: string) => {
     logger.info('shutdown_requested', { signal, drainMs });

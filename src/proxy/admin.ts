@@ -22,6 +22,32 @@ export interface AdminSource {
   extraStats?(): string[];
   quit(): void;
   drainListeners(): void;
+  /** A multi-process primary (workers/): /stats, /stats/prometheus and /clusters from its workers. */
+  workerViews?: WorkerViews;
+}
+
+/** The stats views of a proxy whose data path runs in worker processes: merged, or `?worker=N`'s own. */
+export interface WorkerViews {
+  /** /stats lines (unfiltered, sorted). */
+  statsLines(query: URLSearchParams): Promise<string[]>;
+  prometheus(query: URLSearchParams): Promise<string>;
+  /** /clusters, text or (`json`) the JSON body. */
+  clusters(query: URLSearchParams, json: boolean): Promise<string>;
+}
+
+/** This process's own /stats lines: the counters, then the extra lines, sorted. */
+export function localStatsLines(src: Pick<AdminSource, 'stats' | 'clusters' | 'extraStats'>): string[] {
+  const lines = src.stats.renderText(src.clusters).trimEnd().split('\n');
+  const extra = src.extraStats?.() ?? [];
+  return extra.length ? [...lines, ...extra].sort() : lines;
+}
+
+/** Answers with what `view` produces; its rejection is a 400 saying why (e.g. no such worker). */
+function sendView(res: http.ServerResponse, view: Promise<string>, type: string): void {
+  view.then(
+    (body) => send(res, 200, body, type),
+    (err: Error) => send(res, 400, `${err.message}\n`),
+  );
 }
 
 function send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=UTF-8'): void {
@@ -157,27 +183,29 @@ export function createAdminHandler(src: AdminSource): http.RequestListener {
       case '/config_dump':
         return send(res, 200, JSON.stringify(src.configDump(), null, 2), 'application/json');
       case '/clusters':
+        if (src.workerViews) return sendView(res, src.workerViews.clusters(url.searchParams, format === 'json'), format === 'json' ? 'application/json' : 'text/plain; charset=UTF-8');
         return format === 'json' ? send(res, 200, JSON.stringify(clustersJson(src.clusters), null, 2), 'application/json') : send(res, 200, renderClusters(src.clusters));
       case '/listeners':
         return format === 'json'
           ? send(res, 200, JSON.stringify({ listener_statuses: src.listeners().map((l) => ({ name: l.name, local_address: { socket_address: { address: l.address, port_value: l.port } } })) }, null, 2), 'application/json')
           : send(res, 200, src.listeners().map((l) => `${l.name}::${l.address}:${l.port}`).join('\n') + '\n');
       case '/stats': {
-        const text = src.stats.renderText(src.clusters);
         const filter = url.searchParams.get('filter');
-        let lines = text.trimEnd().split('\n');
-        const extra = src.extraStats?.() ?? [];
-        if (extra.length) lines = [...lines, ...extra].sort();
-        if (filter) {
-          const re = new RegExp(filter);
-          lines = lines.filter((l) => re.test(l.slice(0, l.indexOf(':'))));
-        }
-        if (format === 'json') {
-          return send(res, 200, JSON.stringify({ stats: lines.map((l) => ({ name: l.slice(0, l.indexOf(':')), value: Number(l.slice(l.indexOf(':') + 2)) })) }), 'application/json');
-        }
-        return send(res, 200, lines.join('\n') + '\n');
+        const render = (all: string[]): string => {
+          let lines = all;
+          if (filter) {
+            const re = new RegExp(filter);
+            lines = lines.filter((l) => re.test(l.slice(0, l.indexOf(':'))));
+          }
+          if (format === 'json') return JSON.stringify({ stats: lines.map((l) => ({ name: l.slice(0, l.indexOf(':')), value: Number(l.slice(l.indexOf(':') + 2)) })) });
+          return lines.join('\n') + '\n';
+        };
+        const type = format === 'json' ? 'application/json' : 'text/plain; charset=UTF-8';
+        if (src.workerViews) return sendView(res, src.workerViews.statsLines(url.searchParams).then(render), type);
+        return send(res, 200, render(localStatsLines(src)), type);
       }
       case '/stats/prometheus':
+        if (src.workerViews) return sendView(res, src.workerViews.prometheus(url.searchParams), 'text/plain; version=0.0.4');
         return send(res, 200, src.stats.renderPrometheus(src.clusters), 'text/plain; version=0.0.4');
       case '/ready': {
         const state = src.state();
@@ -213,12 +241,31 @@ export function createHealthHandler(state: () => ServerState): http.RequestListe
 }
 
 /** Prometheus (15090): /stats/prometheus. */
-export function createPrometheusHandler(stats: ProxyStats, clusters: ClusterManager): http.RequestListener {
+export function createPrometheusHandler(src: Pick<AdminSource, 'stats' | 'clusters' | 'workerViews'>): http.RequestListener {
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/stats/prometheus' || path === '/metrics') return send(res, 200, stats.renderPrometheus(clusters), 'text/plain; version=0.0.4');
-    send(res, 404, 'not found\n');
+    const url = new URL(req.url ?? '/', 'http://stats');
+    if (url.pathname !== '/stats/prometheus' && url.pathname !== '/metrics') return send(res, 404, 'not found\n');
+    if (src.workerViews) return sendView(res, src.workerViews.prometheus(url.searchParams), 'text/plain; version=0.0.4');
+    send(res, 200, src.stats.renderPrometheus(src.clusters), 'text/plain; version=0.0.4');
   };
+}
+
+/** The admin (loopback), Prometheus and health servers of one proxy; closes what started if one cannot listen. */
+export async function startAdminServers(
+  src: AdminSource,
+  at: { adminHost: string; bindAddress: string; ports: { admin: number; stats: number; health: number } },
+): Promise<{ admin: http.Server; stats: http.Server; health: http.Server }> {
+  const servers: http.Server[] = [];
+  try {
+    servers.push(await listenHttp(createAdminHandler(src), at.adminHost, at.ports.admin));
+    servers.push(await listenHttp(createPrometheusHandler(src), at.bindAddress, at.ports.stats));
+    servers.push(await listenHttp(createHealthHandler(() => src.state()), at.bindAddress, at.ports.health));
+  } catch (err) {
+    for (const s of servers) s.close();
+    throw new Error(`cannot start the proxy's admin/stats/health servers on ${at.bindAddress}: ${(err as Error).message}`);
+  }
+  const [admin, stats, health] = servers;
+  return { admin, stats, health };
 }
 
 export function listenHttp(handler: http.RequestListener, host: string, port: number): Promise<http.Server> {

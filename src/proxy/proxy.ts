@@ -19,7 +19,7 @@ import { AUTHORIZATION_METADATA } from '../ca/ca-protocol';
 import { createLogger, type Logger } from '../log/logger';
 import { SHORT_TYPE_NAMES, TypeUrl } from '../xds/protos';
 import { AccessLogWriters, type RequestRecord } from './access-log';
-import { boundPort, createAdminHandler, createHealthHandler, createPrometheusHandler, listenHttp, type ServerState } from './admin';
+import { boundPort, startAdminServers, type AdminSource, type ServerState } from './admin';
 import { compileCluster } from './config/cluster';
 import { secretRefsOf, type SdsSecretRef } from './config/common-tls-context';
 import { compileLoadAssignment } from './config/endpoints';
@@ -38,7 +38,7 @@ import { ProxyStats } from './stats';
 import { Tracer } from './tracing/tracer';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry';
 import { ClusterManager } from './upstream/cluster-manager';
-import { XdsClient, type ReceivedResource } from './xds-client';
+import { XdsClient, type ReceivedResource, type ResourceHandler } from './xds-client';
 
 export interface ProxyPorts {
   /** Port for the listener LDS puts on 15001 (virtualOutbound). */
@@ -110,7 +110,36 @@ export interface ProxyOptions {
   random?: () => number;
   /** Istio's standard metrics and metadata exchange (default true); false: neither (benchmarks). */
   telemetry?: boolean;
+  /** Where config comes from (default: the ADS client). Multi-process proxies (workers/) plug in here. */
+  configSource?: ConfigSourceFactory;
+  /** false: compile and check listeners (NACKing as usual) but bind none: worker processes serve them. */
+  serveListeners?: boolean;
+  /** false: no admin, stats or health servers (a worker process: its primary serves them). */
+  adminServers?: boolean;
 }
+
+/** What feeds compiled config into a proxy: the ADS client, or (in a worker process) its primary. */
+export interface ConfigSource {
+  start(): void;
+  close(): void;
+  /** The EDS/RDS names the applied config refers to. */
+  subscribe(type: TypeUrl, names: Iterable<string>): void;
+  /** Connect now if waiting (the certificate the channel needs arrived). */
+  retryNow(): void;
+  status(): ReturnType<XdsClient['status']>;
+}
+
+export interface ConfigSourceInit {
+  /** Per xDS type: compiles and applies one resource set, returning every error (empty: ACK). */
+  handlers: Partial<Record<TypeUrl, ResourceHandler>>;
+  onConnectionChange(up: boolean): void;
+  /** The ADS client startProxy makes by default, with these handlers (a primary wraps them). */
+  xds(handlers: Partial<Record<TypeUrl, ResourceHandler>>): XdsClient;
+  /** The resources of one type in effect now, as received (invalid ones are never here). */
+  applied(type: TypeUrl): ReceivedResource[];
+}
+
+export type ConfigSourceFactory = (init: ConfigSourceInit) => ConfigSource;
 
 export interface RunningProxy {
   /** Resolves once the first configuration is applied and every listener is bound. */
@@ -135,6 +164,8 @@ export interface RunningProxy {
   identityStatus(): AgentStatus | undefined;
   /** Stop accepting, let in-flight requests finish within `graceMs`, then stop. */
   close(graceMs?: number): Promise<void>;
+  /** What the admin endpoints show (a multi-process primary serves it with its workers' stats merged). */
+  readonly admin: AdminSource;
 }
 
 interface Applied<T> {
@@ -309,91 +340,104 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const compileClusterChecked = withSecretsCheck(compileCluster, clusterSecretRefs, 'Cluster');
   const compileListenerChecked = withSecretsCheck(compileListener, listenerSecretRefs, 'Listener');
 
-  const xds: XdsClient = new XdsClient({
-    address: options.xdsAddress,
-    security: options.xdsMutualTls ? xdsChannelSecurity(options.xdsAddress, options.xdsMutualTls, secrets!, logger) : undefined,
-    node: options.node,
-    logger,
-    backoff: options.xdsBackoff,
-    onConnectionChange: (up) => {
-      stats.controlPlaneConnected = up;
+  const onConnectionChange = (up: boolean) => {
+    stats.controlPlaneConnected = up;
+  };
+  const makeXdsClient = (handlers: Partial<Record<TypeUrl, ResourceHandler>>) =>
+    new XdsClient({
+      address: options.xdsAddress,
+      security: options.xdsMutualTls ? xdsChannelSecurity(options.xdsAddress, options.xdsMutualTls, secrets!, logger) : undefined,
+      node: options.node,
+      logger,
+      backoff: options.xdsBackoff,
+      onConnectionChange,
+      handlers,
+    });
+  const appliedResources = (type: TypeUrl): ReceivedResource[] => {
+    const map: Map<string, { raw: Json }> =
+      type === TypeUrl.Cluster ? clusterConfigs : type === TypeUrl.Listener ? listeners : type === TypeUrl.RouteConfiguration ? routes : endpointRaw;
+    return [...map].map(([name, a]) => ({ name, raw: a.raw }));
+  };
+  const handlers: Partial<Record<TypeUrl, ResourceHandler>> = {
+    [TypeUrl.Cluster]: (version, resources) => {
+      const errors: string[] = [];
+      const next = compileAll(resources, version, compileClusterChecked, clusterConfigs, 'Cluster', errors);
+      clusters.applyClusters(new Map([...next].map(([k, v]) => [k, v.compiled])));
+      clusterConfigs.clear();
+      for (const [k, v] of next) clusterConfigs.set(k, v);
+      const edsNames = clusters.edsServiceNames();
+      for (const key of endpointRaw.keys()) if (!edsNames.includes(key)) endpointRaw.delete(key);
+      xds.subscribe(TypeUrl.ClusterLoadAssignment, edsNames);
+      cdsReceived = true;
+      noteType(TypeUrl.Cluster, version, errors);
+      startInitialTimer();
+      checkReady();
+      return errors;
     },
-    handlers: {
-      [TypeUrl.Cluster]: (version, resources) => {
-        const errors: string[] = [];
-        const next = compileAll(resources, version, compileClusterChecked, clusterConfigs, 'Cluster', errors);
-        clusters.applyClusters(new Map([...next].map(([k, v]) => [k, v.compiled])));
-        clusterConfigs.clear();
-        for (const [k, v] of next) clusterConfigs.set(k, v);
-        const edsNames = clusters.edsServiceNames();
-        for (const key of endpointRaw.keys()) if (!edsNames.includes(key)) endpointRaw.delete(key);
-        xds.subscribe(TypeUrl.ClusterLoadAssignment, edsNames);
-        cdsReceived = true;
-        noteType(TypeUrl.Cluster, version, errors);
-        startInitialTimer();
-        checkReady();
-        return errors;
-      },
-      [TypeUrl.ClusterLoadAssignment]: (version, resources) => {
-        const errors: string[] = [];
-        for (const r of resources) {
-          const result = compileLoadAssignment(r.raw, version);
-          if (!result.valid) {
-            errors.push(...result.errors);
-            continue;
-          }
-          const prev = endpointRaw.get(r.name);
-          if (prev && JSON.stringify(prev.raw) === JSON.stringify(r.raw)) {
-            prev.version = version;
-            continue;
-          }
-          clusters.applyAssignment(result.result);
-          endpointRaw.set(r.name, { version, raw: r.raw, lastUpdated: now() });
+    [TypeUrl.ClusterLoadAssignment]: (version, resources) => {
+      const errors: string[] = [];
+      for (const r of resources) {
+        const result = compileLoadAssignment(r.raw, version);
+        if (!result.valid) {
+          errors.push(...result.errors);
+          continue;
         }
-        noteType(TypeUrl.ClusterLoadAssignment, version, errors);
-        checkReady();
-        return errors;
-      },
-      [TypeUrl.Listener]: async (version, resources) => {
-        const errors: string[] = [];
-        const next = compileAll(resources, version, compileListenerChecked, listeners, 'Listener', errors);
-        const { errors: bindErrors, applied } = await listenerManager.apply(new Map([...next].map(([k, v]) => [k, v.compiled])));
-        errors.push(...bindErrors);
-        const previous = new Map(listeners);
-        listeners.clear();
-        for (const [k, v] of next) {
-          const compiled = applied.get(k);
-          if (compiled === v.compiled) listeners.set(k, v);
-          else if (compiled && previous.get(k)?.compiled === compiled) listeners.set(k, previous.get(k)!);
+        const prev = endpointRaw.get(r.name);
+        if (prev && JSON.stringify(prev.raw) === JSON.stringify(r.raw)) {
+          prev.version = version;
+          continue;
         }
-        const routeNames = new Set<string>();
-        for (const l of listeners.values()) for (const n of l.compiled.routeConfigNames) routeNames.add(n);
-        for (const name of routes.keys()) if (!routeNames.has(name)) routes.delete(name);
-        xds.subscribe(TypeUrl.RouteConfiguration, routeNames);
-        ldsReceived = true;
-        noteType(TypeUrl.Listener, version, errors);
-        startInitialTimer();
-        checkReady();
-        return errors;
-      },
-      [TypeUrl.RouteConfiguration]: (version, resources) => {
-        const errors: string[] = [];
-        for (const r of resources) {
-          const prev = routes.get(r.name);
-          if (prev && JSON.stringify(prev.raw) === JSON.stringify(r.raw)) {
-            prev.version = version;
-            continue;
-          }
-          const result = compileRouteConfig(r.raw, version);
-          if (result.valid) routes.set(r.name, { compiled: result.result, version, raw: r.raw, lastUpdated: now() });
-          else errors.push(...result.errors);
-        }
-        noteType(TypeUrl.RouteConfiguration, version, errors);
-        checkReady();
-        return errors;
-      },
+        clusters.applyAssignment(result.result);
+        endpointRaw.set(r.name, { version, raw: r.raw, lastUpdated: now() });
+      }
+      noteType(TypeUrl.ClusterLoadAssignment, version, errors);
+      checkReady();
+      return errors;
     },
-  });
+    [TypeUrl.Listener]: async (version, resources) => {
+      const errors: string[] = [];
+      const next = compileAll(resources, version, compileListenerChecked, listeners, 'Listener', errors);
+      const compiledListeners = new Map([...next].map(([k, v]) => [k, v.compiled]));
+      const { errors: bindErrors, applied } =
+        options.serveListeners === false ? { errors: [], applied: compiledListeners } : await listenerManager.apply(compiledListeners);
+      errors.push(...bindErrors);
+      const previous = new Map(listeners);
+      listeners.clear();
+      for (const [k, v] of next) {
+        const compiled = applied.get(k);
+        if (compiled === v.compiled) listeners.set(k, v);
+        else if (compiled && previous.get(k)?.compiled === compiled) listeners.set(k, previous.get(k)!);
+      }
+      const routeNames = new Set<string>();
+      for (const l of listeners.values()) for (const n of l.compiled.routeConfigNames) routeNames.add(n);
+      for (const name of routes.keys()) if (!routeNames.has(name)) routes.delete(name);
+      xds.subscribe(TypeUrl.RouteConfiguration, routeNames);
+      ldsReceived = true;
+      noteType(TypeUrl.Listener, version, errors);
+      startInitialTimer();
+      checkReady();
+      return errors;
+    },
+    [TypeUrl.RouteConfiguration]: (version, resources) => {
+      const errors: string[] = [];
+      for (const r of resources) {
+        const prev = routes.get(r.name);
+        if (prev && JSON.stringify(prev.raw) === JSON.stringify(r.raw)) {
+          prev.version = version;
+          continue;
+        }
+        const result = compileRouteConfig(r.raw, version);
+        if (result.valid) routes.set(r.name, { compiled: result.result, version, raw: r.raw, lastUpdated: now() });
+        else errors.push(...result.errors);
+      }
+      noteType(TypeUrl.RouteConfiguration, version, errors);
+      checkReady();
+      return errors;
+    },
+  };
+  const xds: ConfigSource = options.configSource
+    ? options.configSource({ handlers, onConnectionChange, xds: makeXdsClient, applied: appliedResources })
+    : makeXdsClient(handlers);
 
   // Admin on loopback only; health and Prometheus on the workload address.
   const adminHost = isLoopback(options.bindAddress) ? options.bindAddress : '127.0.0.1';
@@ -441,7 +485,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     ],
     xds_status: xds.status(),
   });
-  const adminSource = {
+  const adminSource: AdminSource = {
     state: () => state,
     configDump,
     stats,
@@ -453,16 +497,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     quit: () => void close(5_000),
     drainListeners: () => listenerManager.drain(),
   };
-  const servers: http.Server[] = [];
-  try {
-    servers.push(await listenHttp(createAdminHandler(adminSource), adminHost, ports.admin));
-    servers.push(await listenHttp(createPrometheusHandler(stats, clusters), options.bindAddress, ports.stats));
-    servers.push(await listenHttp(createHealthHandler(() => state), options.bindAddress, ports.health));
-  } catch (err) {
-    for (const s of servers) s.close();
-    throw new Error(`cannot start the proxy's admin/stats/health servers on ${options.bindAddress}: ${(err as Error).message}`);
-  }
-  const [adminServer, statsServer, healthServer] = servers;
+  const adminServers = options.adminServers === false ? undefined : await startAdminServers(adminSource, { adminHost, bindAddress: options.bindAddress, ports });
+  const servers: http.Server[] = adminServers ? [adminServers.admin, adminServers.stats, adminServers.health] : [];
 
   async function close(graceMs = 5_000): Promise<void> {
     if (closing) return closing;
@@ -499,7 +535,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   return {
     ready,
     closed,
-    ports: { admin: boundPort(adminServer), stats: boundPort(statsServer), health: boundPort(healthServer) },
+    ports: adminServers
+      ? { admin: boundPort(adminServers.admin), stats: boundPort(adminServers.stats), health: boundPort(adminServers.health) }
+      : { admin: 0, stats: 0, health: 0 },
     adminAddress: adminHost,
     state: () => state,
     listenerPort: (name) => listenerManager.port(name),
@@ -509,6 +547,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     secrets,
     identityStatus: () => agent?.status(),
     close,
+    admin: adminSource,
   };
 }
 

@@ -3,7 +3,7 @@
 // cached for cache_duration, refetched when it expires and, at most once per interval, when a
 // token names a key id the cached set lacks (keys rotated before the cache expired). Owned by the
 // proxy's runtime, so it outlives config generations: an LDS push does not refetch.
-import { request } from 'undici';
+import type { request as undiciRequest } from 'undici';
 import { parseJwks, type RemoteJwksSource } from '../config/jwt-authn';
 import { KeySet } from './jwt-verifier';
 
@@ -22,6 +22,8 @@ export type JwksFetcher = (uri: string, timeoutMs: number) => Promise<string>;
 
 /** GET `uri` (no keep-alive: nothing outlives the fetch); a non-200 answer is a failure. */
 export const fetchJwksText: JwksFetcher = async (uri, timeoutMs) => {
+  // Loaded on first use: undici is 20 MB of every proxy's memory, and only JWKS fetches need it.
+  const request = (require('undici') as { request: typeof undiciRequest }).request;
   const res = await request(uri, {
     method: 'GET',
     headers: { accept: 'application/json' },

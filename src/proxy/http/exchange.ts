@@ -1,8 +1,6 @@
-// One downstream request/response, the same shape over HTTP/1.1 (node:http) and HTTP/2
-// (node:http2 core streams), so routing and forwarding are written once.
-import type * as http from 'node:http';
+// One downstream request/response, the same shape over HTTP/1.1 (http1-server.ts) and HTTP/2
+// (node:http2 core streams, below), so routing and forwarding are written once.
 import * as http2 from 'node:http2';
-import type * as net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import type { DownstreamTlsInfo } from '../config/model';
 import { downstreamTlsInfo } from '../listener/downstream-tls-info';
@@ -54,126 +52,6 @@ function listToObject(list: string[], into: Record<string, string | string[]>): 
     if (prev === undefined) into[name] = list[i + 1];
     else if (Array.isArray(prev)) prev.push(list[i + 1]);
     else into[name] = [prev, list[i + 1]];
-  }
-}
-
-export class Http1Exchange implements Exchange {
-  readonly protocol: DownstreamProtocol;
-  readonly method: string;
-  readonly target: string;
-  readonly rawAuthority: string;
-  readonly scheme = 'http';
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly tls: DownstreamTlsInfo | undefined;
-  readonly body: Readable | null;
-  readonly upgradeProtocol?: string;
-  private sent = 0;
-  private abortCallback: (() => void) | null = null;
-  private finished = false;
-
-  /**
-   * `upgrade`: the raw socket of an Upgrade request (node:http hands those over detached from
-   * its parser); the response then goes out on that socket and the connection closes after it.
-   */
-  constructor(
-    private readonly req: http.IncomingMessage,
-    private readonly res: http.ServerResponse,
-    private readonly upgradeSocket?: { socket: net.Socket; head: Buffer; protocol: string },
-  ) {
-    this.upgradeProtocol = upgradeSocket?.protocol;
-    this.protocol = req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
-    this.method = req.method ?? 'GET';
-    this.target = req.url ?? '/';
-    this.headers = req.headers as Record<string, string | string[] | undefined>;
-    this.rawAuthority = (req.headers.host as string | undefined) ?? '';
-    const socket = req.socket;
-    this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
-    this.tls = downstreamTlsInfo(socket);
-    const h = req.headers;
-    const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
-    this.body = hasBody ? req : null;
-    res.once('close', () => {
-      if (!this.finished) {
-        this.finished = true;
-        this.abortCallback?.();
-      }
-    });
-  }
-
-  get headersSent(): boolean {
-    return this.res.headersSent;
-  }
-
-  bytesReceived(): number {
-    return Number(this.headers['content-length'] ?? 0);
-  }
-
-  bytesSent(): number {
-    return this.sent;
-  }
-
-  respond(status: number, headers: string[], endStream: boolean): void {
-    this.res.writeHead(status, headers as unknown as http.OutgoingHttpHeaders);
-    if (endStream) this.end(null);
-  }
-
-  write(chunk: Buffer): boolean {
-    this.sent += chunk.length;
-    return this.res.write(chunk);
-  }
-
-  end(trailers: string[] | null): void {
-    if (trailers && trailers.length) {
-      const t: Record<string, string | string[]> = {};
-      listToObject(trailers, t);
-      this.res.addTrailers(t as http.OutgoingHttpHeaders);
-    }
-    this.finished = true;
-    this.res.end();
-  }
-
-  reset(): void {
-    this.finished = true;
-    this.req.socket.destroy();
-  }
-
-  onDrain(callback: () => void): void {
-    this.res.once('drain', callback);
-  }
-
-  onAbort(callback: () => void): void {
-    this.abortCallback = callback;
-  }
-
-  upgrade(status: number, headers: string[], upstream: Duplex): void {
-    const u = this.upgradeSocket;
-    if (!u) {
-      upstream.destroy();
-      return;
-    }
-    this.finished = true;
-    this.res.detachSocket(u.socket);
-    let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
-    for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    head += 'connection: Upgrade\r\n';
-    if (this.upgradeProtocol) head += `upgrade: ${this.upgradeProtocol}\r\n`;
-    u.socket.write(head + '\r\n');
-    if (u.head.length) upstream.write(u.head);
-    // Either side going away takes the other with it (a destroyed socket emits no 'end' for pipe).
-    u.socket.on('error', () => undefined);
-    upstream.on('error', () => undefined);
-    u.socket.once('close', () => upstream.destroy());
-    upstream.once('close', () => u.socket.destroy());
-    u.socket.pipe(upstream);
-    upstream.pipe(u.socket);
-    u.socket.resume();
   }
 }
 

@@ -12,14 +12,14 @@
 // connection that was not redirected. HTTP_PROXY clients then land on the listener's HTTP chain
 // (routed by Host / absolute URI), and a CONNECT request's target is the destination of its
 // tunnel (TCP services through HTTP_PROXY).
-import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { DownstreamTlsSettings } from '../config/downstream-tls';
 import type { CompiledFilterChain, CompiledListener, CompiledRouteConfig, HttpConnectionManagerConfig } from '../config/model';
 import { SecureContextCache } from '../identity/secure-contexts';
-import { Http1Exchange, Http2Exchange } from '../http/exchange';
+import { Http2Exchange, type Exchange } from '../http/exchange';
+import { Http1ServerConnection, type Http1ConnectionOwner, type Http1Exchange } from '../http/http1-server';
 import { HttpStream, splitHostPort, type HttpRuntime } from '../http/http-stream';
 import { sendLocalReply } from '../http/local-reply';
 import { proxyTcp } from '../tcp/tcp-proxy';
@@ -75,7 +75,10 @@ function looksLikeHttp1(chunk: Buffer): boolean {
 
 export class ListenerServer {
   private readonly server: net.Server;
-  private readonly h1: http.Server;
+  private readonly h1Connections = new Set<Http1ServerConnection>();
+  private readonly h1Owner: Http1ConnectionOwner;
+  /** HCM idle_timeout: node:http's keep-alive timeout before (60 s) unless the config says. */
+  private h1IdleTimeoutMs = 60_000;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -108,15 +111,19 @@ export class ListenerServer {
   ) {
     this.current = initial;
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
-    this.h1 = http.createServer({ keepAliveTimeout: 60_000, headersTimeout: 60_000, requestTimeout: 0 });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    this.h1Owner = {
+      onRequest: (exchange, socket) => this.onHttp1Request(exchange, socket),
+      onConnect: (target, socket, head) => this.onConnect(target, socket, head),
+      get draining() {
+        return server.draining;
+      },
+      get idleTimeoutMs() {
+        return server.h1IdleTimeoutMs;
+      },
+    };
     this.applyIdleTimeout();
-    this.h1.on('request', (req, res) => this.onHttp1Request(req, res));
-    this.h1.on('connect', (req, socket, head) => this.onConnect(req, socket as net.Socket, head));
-    this.h1.on('upgrade', (req, socket, head) => this.onHttp1Upgrade(req, socket as net.Socket, head));
-    this.h1.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
-    });
     this.h2 = http2.createServer({ maxSessionMemory: 64 });
     this.h2.on('session', (session) => {
       this.sessions.add(session);
@@ -126,13 +133,13 @@ export class ListenerServer {
     this.h2.on('stream', (stream, headers, flags) => this.onHttp2Stream(stream, headers, flags));
   }
 
-  /** HCM idle_timeout (Envoy default 1h) as node:http's keep-alive timeout. */
+  /** HCM idle_timeout (Envoy default 1h): how long an HTTP/1.1 connection may sit between requests. */
   private applyIdleTimeout(): void {
     let idle = 0;
     for (const c of [...this.current.filterChains, ...(this.current.defaultFilterChain ? [this.current.defaultFilterChain] : [])]) {
       if (c.terminal.kind === 'http') idle = Math.max(idle, c.terminal.idleTimeoutMs);
     }
-    if (idle > 0 && this.h1) this.h1.keepAliveTimeout = idle;
+    if (idle > 0) this.h1IdleTimeoutMs = idle;
   }
 
   get port(): number {
@@ -249,10 +256,8 @@ export class ListenerServer {
     if (kind === 'h2') {
       // Http2Session reads bytes already buffered in the socket itself; do not resume here.
       this.h2.emit('connection', socket);
-    } else if (kind === 'h1') {
-      this.h1.emit('connection', socket);
-      socket.resume();
-    } else socket.destroy();
+    } else if (kind === 'h1') this.serveHttp1(socket);
+    else socket.destroy();
   }
 
   // ---- TLS ----
@@ -290,7 +295,7 @@ export class ListenerServer {
       return;
     }
     if (socket.alpnProtocol === 'http/1.1') {
-      this.h1.emit('connection', socket);
+      this.serveHttp1(socket);
       return;
     }
     // ALPN said nothing we serve (none, or Istio's names): HTTP/1.x, or h2 with prior knowledge
@@ -308,10 +313,7 @@ export class ListenerServer {
         // node's h2 server turns away TLS sockets whose ALPN said nothing or http/1.1.
         if (socket.alpnProtocol === false || socket.alpnProtocol === 'http/1.1') (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';
         this.h2.emit('connection', socket);
-      } else {
-        this.h1.emit('connection', socket);
-        socket.resume();
-      }
+      } else this.serveHttp1(socket);
     };
     socket.on('data', onData);
     socket.once('close', () => clearTimeout(timer));
@@ -462,30 +464,16 @@ export class ListenerServer {
   }
 
   // ---- HTTP ----
-  private onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const exchange = new Http1Exchange(req, res);
-    if (this.draining) res.shouldKeepAlive = false;
-    const hcm = this.hcmFor(req.socket, ['http/1.1']);
-    if (!hcm) {
-      this.noChain(exchange);
-      return;
-    }
-    new HttpStream(exchange, hcm, this.deps.runtime, this.config.name).start();
+  private serveHttp1(socket: net.Socket): void {
+    const conn = new Http1ServerConnection(socket, this.h1Owner);
+    this.h1Connections.add(conn);
+    socket.once('close', () => this.h1Connections.delete(conn));
+    socket.resume();
   }
 
-  /**
-   * An HTTP/1.1 Upgrade request (node:http detaches the socket for these). websocket goes through
-   * the router as an upgrade; any other protocol (h2c) is answered as plain HTTP/1.1, then closed.
-   */
-  private onHttp1Upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    socket.on('error', () => undefined);
-    const res = new http.ServerResponse(req);
-    res.assignSocket(socket);
-    res.shouldKeepAlive = false;
-    res.once('finish', () => socket.end());
-    const protocol = String(req.headers.upgrade ?? '').toLowerCase();
-    const exchange = new Http1Exchange(req, res, protocol === 'websocket' ? { socket, head, protocol } : undefined);
-    const hcm = this.hcmFor((req.socket ?? socket) as net.Socket, ['http/1.1']);
+  /** A request (an Upgrade request too: websocket goes through the router as an upgrade). */
+  private onHttp1Request(exchange: Http1Exchange, socket: net.Socket): void {
+    const hcm = this.hcmFor(socket, ['http/1.1']);
     if (!hcm) {
       this.noChain(exchange);
       return;
@@ -505,8 +493,7 @@ export class ListenerServer {
   }
 
   /** CONNECT host:port: a TCP tunnel through the chain owning that destination. */
-  private onConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    const target = req.url ?? '';
+  private onConnect(target: string, socket: net.Socket, head: Buffer): void {
     const { host, port } = splitHostPort(target.toLowerCase());
     const ip = host.replace(/^\[|\]$/g, '');
     const dest: Destination = { ip: net.isIP(ip) ? ip : undefined, port: Number(port ?? 443) };
@@ -553,7 +540,7 @@ export class ListenerServer {
     if (this.draining) return;
     this.draining = true;
     this.server.close();
-    this.h1.closeIdleConnections();
+    for (const c of this.h1Connections) c.closeIfIdle();
     for (const s of this.sessions) s.close();
   }
 
@@ -572,7 +559,7 @@ export class ListenerServer {
         done();
       }, Math.max(0, graceMs));
       const poll = setInterval(() => {
-        this.h1.closeIdleConnections();
+        for (const c of this.h1Connections) c.closeIfIdle();
         if (this.sockets.size === 0) done();
       }, 25);
       if (this.sockets.size === 0) done();
@@ -585,7 +572,7 @@ export class ListenerServer {
    * listeners, so a policy change cannot be outlived by an open connection; on a capture listener
    * (HTTP_PROXY clients of 15001) a request-level 404 is kinder and says why.
    */
-  private noChain(exchange: Http1Exchange | Http2Exchange): void {
+  private noChain(exchange: Exchange): void {
     if (this.isCapture(this.current)) noChainReply(exchange);
     else exchange.reset();
   }
@@ -595,7 +582,7 @@ export class ListenerServer {
   }
 }
 
-function noChainReply(exchange: Http1Exchange | Http2Exchange): void {
+function noChainReply(exchange: Exchange): void {
   sendLocalReply(exchange, {
     status: 404,
     body: 'no filter chain for this destination',

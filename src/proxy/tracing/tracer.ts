@@ -8,8 +8,7 @@
 // Unsampled requests still get ids and propagate them (flag 00), so the next hops honour the
 // decision; they build no attributes and export nothing.
 import { performance } from 'node:perf_hooks';
-import type { Resource } from '@opentelemetry/resources';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { Resource, resourceFromAttributes as ResourceFromAttributes } from '@opentelemetry/resources';
 import type { Logger } from '../../log/logger';
 import type { RequestRecord } from '../access-log';
 import type { TrafficDirection } from '../config/model';
@@ -99,6 +98,8 @@ export class Tracer {
   resource(serviceName: string): Resource {
     let r = this.resources.get(serviceName);
     if (!r) {
+      // Loaded with the first span: a proxy that never traces does not carry it.
+      const { resourceFromAttributes } = require('@opentelemetry/resources') as { resourceFromAttributes: typeof ResourceFromAttributes };
       r = resourceFromAttributes({ 'service.name': serviceName });
       this.resources.set(serviceName, r);
     }

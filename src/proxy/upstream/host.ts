@@ -119,11 +119,10 @@ export class Host {
   }
 
   connector(protocol: 'http1' | 'http2'): EndpointConnector {
-    const origin = `${this.pool.tls ? 'https' : 'http'}://${this.key}`;
     // A request that picked this host just before it was retired still gets a pool; its idle
     // connections close by themselves.
-    if (protocol === 'http2') return (this.h2 ??= new Http2Connector(origin, this, this.pool));
-    return (this.h1 ??= new Http1Connector(origin, this, this.pool));
+    if (protocol === 'http2') return (this.h2 ??= new Http2Connector(`${this.pool.tls ? 'https' : 'http'}://${this.key}`, this, this.pool));
+    return (this.h1 ??= new Http1Connector(this, this.pool));
   }
 
   connections(): number {

@@ -105,7 +105,7 @@ after(() => {
 });
 
 function h1(port: number, s: PoolSettings, stats = hostStats()): Http1Connector {
-  return new Http1Connector(`http://127.0.0.1:${port}`, { address: '127.0.0.1', port, stats }, s);
+  return new Http1Connector({ address: '127.0.0.1', port, stats }, s);
 }
 
 describe('HTTP/1.1 connection pool: circuit breakers', () => {
