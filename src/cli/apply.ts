@@ -6,6 +6,7 @@ import { MANIFEST_BUNDLE_TYPE } from '../control/config-api-contract';
 import { bareError, CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { ApiError, CONTROL_HELP, CONTROL_OPTION, ControlClient, withHint } from './control-client';
+import { formatPreview, painter } from './diff';
 import { qualifiedName } from './kind-names';
 import { readManifestInputs } from './manifest-input';
 
@@ -16,11 +17,15 @@ across resources) and applies them to the running control plane: each is written
 directory (a resource that lives in a file is rewritten there, a new one goes to applied/), so a
 restart keeps it. If any document is invalid, nothing is changed and the problems are printed.
 
+With --dry-run nothing changes: it validates the same way, then prints the diff against the
+running config (resources added or changed, field by field) and the connected proxies whose xDS
+configuration would change (by node id, with the clusters, endpoints, listeners and routes).
+
 Options:
   -f, --filename PATH   a YAML/JSON file, a directory of them, or - for stdin (repeatable)
   -R, --recursive       read directories recursively
-      --dry-run         validate and report what would change, without changing anything
-  -m, --message TEXT    why: recorded with the change (shown in the control plane's log and history)
+      --dry-run         validate and show what would change, without changing anything
+  -m, --message TEXT    why: recorded with the version (\`weft history\`) and in the control plane's log
 ${CONTROL_HELP}
 `;
 
@@ -56,6 +61,7 @@ export async function runApply(argv: string[], io: CliIo): Promise<number> {
   for (const w of outcome.warnings) io.err(`${w}\n`);
   const suffix = outcome.dryRun ? ' (server dry run)' : '';
   for (const r of outcome.results) io.out(`${qualifiedName(r.kind, r.name)} ${r.action}${suffix}\n`);
+  if (outcome.dryRun) io.out(formatPreview(outcome.preview, painter(io)));
   return 0;
 }
 

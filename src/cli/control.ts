@@ -21,7 +21,9 @@ Options:
   --secure-xds-address HOST:PORT    TLS address of the CA and authenticated xDS (default 127.0.0.1:15012;
                                     "off" disables it)
   --http-address HOST:PORT          /ready, /metrics, /debug/*, the config API /api/v1/* (default 127.0.0.1:15014)
-  --state-dir DIR                   CA files and bootstrap tokens (default $WEFT_STATE_DIR, else .weft/state)
+  --state-dir DIR                   CA files, bootstrap tokens and the config history (default
+                                    $WEFT_STATE_DIR, else .weft/state)
+  --history-size N                  config versions kept in STATE/history (default 100)
   --ca-certs-dir DIR                sign with this CA (Istio's plug-in layout: ca-cert.pem, ca-key.pem,
                                     root-cert.pem, cert-chain.pem) instead of a self-signed root
   --max-workload-cert-ttl DURATION  longest workload certificate lifetime, e.g. 2160h or 90d (default 90d)
@@ -55,6 +57,7 @@ export async function runControl(argv: string[]): Promise<number> {
       'ca-certs-dir': { type: 'string' },
       'max-workload-cert-ttl': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      'history-size': { type: 'string' },
     },
     CONTROL_USAGE,
   );
@@ -62,6 +65,10 @@ export async function runControl(argv: string[]): Promise<number> {
   const secure = values['secure-xds-address']!;
   if (secure !== 'off' && !isListenAddress(secure)) throw new UsageError(`--secure-xds-address "${secure}" is not HOST:PORT or off`, CONTROL_USAGE);
   const maxTtl = values['max-workload-cert-ttl'] !== undefined ? parseTtlSeconds(values['max-workload-cert-ttl']) : undefined;
+  const historySize = values['history-size'] !== undefined ? Number(values['history-size']) : undefined;
+  if (historySize !== undefined && !(Number.isInteger(historySize) && historySize >= 1)) {
+    throw new UsageError(`--history-size "${values['history-size']}" is not a whole number of versions (at least 1)`, CONTROL_USAGE);
+  }
   const logger = createLogger({ level: values['log-level'] as 'info', fields: { component: 'control' } });
   const cp = new ControlPlane({
     configDir: values['config-dir'],
@@ -72,6 +79,7 @@ export async function runControl(argv: string[]): Promise<number> {
     ...(secure !== 'off' ? { secureXdsAddress: secure } : {}),
     ...(values['ca-certs-dir'] ? { caCertsDir: values['ca-certs-dir'] } : {}),
     ...(maxTtl !== undefined ? { maxWorkloadCertTtlSeconds: maxTtl } : {}),
+    ...(historySize !== undefined ? { historySize } : {}),
     logger,
   });
   await cp.start();

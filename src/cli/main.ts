@@ -61,6 +61,27 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.DELETE_USAGE, run: m.runDelete };
     },
   },
+  history: {
+    summary: 'list config versions: every accepted change, with its source and message',
+    load: async () => {
+      const m = await import('./history');
+      return { usage: m.HISTORY_USAGE, run: m.runHistory };
+    },
+  },
+  diff: {
+    summary: 'show what changed between two config versions (default: the last change)',
+    load: async () => {
+      const m = await import('./diff');
+      return { usage: m.DIFF_USAGE, run: m.runDiff };
+    },
+  },
+  rollback: {
+    summary: 'restore an earlier config version as a new one (default: undo the last change)',
+    load: async () => {
+      const m = await import('./rollback');
+      return { usage: m.ROLLBACK_USAGE, run: m.runRollback };
+    },
+  },
   'proxy-status': {
     summary: 'every connected proxy and its xDS sync state (SYNCED, STALE, NACK)',
     load: async () => {

@@ -10,6 +10,10 @@
 //   DELETE /api/v1/resources/:kind/:namespace/:name[?dryRun=true]
 //   GET    /api/v1/proxies                                      syncStatus() plus node facts
 //   GET    /api/v1/version
+//   GET    /api/v1/history                                      every kept config version, oldest first
+//   GET    /api/v1/history/:version                             one version with its resources (a List)
+//   GET    /api/v1/diff[?from=A&to=B]                           resource and field diff (default: the last change)
+//   POST   /api/v1/rollback[?version=N&message=..&dryRun=true]  restore a version as a new one
 //   POST   /api/v1/tokens   {namespace, serviceAccount, workload} -> {path, token}: a bootstrap
 //                           token file for a proxy without a WorkloadEntry (a gateway)
 //
@@ -23,6 +27,8 @@ import { rootCertPath } from '../ca/state-paths';
 import { lookupKind } from '../config/kinds';
 import type { ConfigResource } from '../config/resources';
 import { knownKindNames, MANIFEST_BUNDLE_TYPE, pluralName } from './config-api-contract';
+import { diffResources } from './config-diff';
+import { UnknownVersionError, type VersionRecord } from './config-history';
 import { ConfigRequestError, type ManifestSource } from './config-writer';
 import type { ControlPlane } from './control-plane';
 
@@ -68,6 +74,10 @@ export function matchConfigApi(cp: ControlPlane, pathname: string): ApiRoute | u
     [/^\/api\/v1\/proxies$/, { GET: () => json(proxies(cp)) }],
     [/^\/api\/v1\/version$/, { GET: () => json(version(cp)) }],
     [/^\/api\/v1\/tokens$/, { POST: (req) => createToken(cp, req) }],
+    [/^\/api\/v1\/history$/, { GET: () => json(history(cp)) }],
+    [/^\/api\/v1\/history\/([^/]+)$/, { GET: (_req, _url, [ref]) => json(versionWithResources(cp, ref)) }],
+    [/^\/api\/v1\/diff$/, { GET: (_req, url) => json(diffVersions(cp, url)) }],
+    [/^\/api\/v1\/rollback$/, { POST: (req, url) => rollback(cp, req, url) }],
   ];
   for (const [pattern, methods] of routes) {
     const m = pattern.exec(pathname);
@@ -289,4 +299,58 @@ async function createToken(cp: ControlPlane, req: http.IncomingMessage): Promise
     if (err instanceof CaError) throw new ConfigRequestError(400, err.message);
     throw err;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// history, diff, rollback
+
+function history(cp: ControlPlane) {
+  return {
+    current: cp.current()?.version,
+    maxVersions: cp.history.maxVersions,
+    persistent: cp.history.dir !== undefined,
+    versions: cp.history.list().map((v) => cp.history.summary(v)),
+  };
+}
+
+/** A version named in a request, or a 404 saying what history keeps. */
+function versionParam(cp: ControlPlane, ref: string): VersionRecord {
+  try {
+    return cp.history.resolve(ref);
+  } catch (err) {
+    if (err instanceof UnknownVersionError) throw new ConfigRequestError(404, err.message, { hint: 'list versions with `weft history`' });
+    throw err;
+  }
+}
+
+function versionWithResources(cp: ControlPlane, ref: string) {
+  const version = versionParam(cp, ref);
+  return { ...cp.history.summary(version), items: [...cp.history.resourcesOf(version.id).values()].map(asObject) };
+}
+
+/** `to` (default: current) against `from` (default: the version before `to`). */
+function diffVersions(cp: ControlPlane, url: URL) {
+  const toRef = url.searchParams.get('to');
+  const fromRef = url.searchParams.get('from');
+  const to = versionParam(cp, toRef || 'current');
+  const from = fromRef ? versionParam(cp, fromRef) : cp.history.previous(to.id);
+  if (!from) {
+    throw new ConfigRequestError(404, `v${to.id} is the oldest version kept; there is nothing before it to compare with`, { hint: 'name two versions: weft diff A B' });
+  }
+  const diff = diffResources(cp.history.resourcesOf(from.id), cp.history.resourcesOf(to.id));
+  return { from: cp.history.summary(from), to: cp.history.summary(to), ...diff };
+}
+
+async function rollback(cp: ControlPlane, req: http.IncomingMessage, url: URL): Promise<ApiResponse> {
+  // Parameters in the query, or a JSON body {"version", "message"}.
+  const text = await readBody(req);
+  const body = text.trim() ? (parseJson(text, 'rollback request') as Record<string, unknown> | null) : {};
+  const field = (name: string): string | undefined => {
+    const value = url.searchParams.get(name) ?? body?.[name];
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigRequestError(400, `${name} must be a string`);
+    return String(value);
+  };
+  const outcome = await cp.rollback({ version: field('version'), message: field('message'), dryRun: flag(url, 'dryRun') || body?.dryRun === true });
+  return json(outcome);
 }

@@ -13,14 +13,18 @@ import { resourceKey, type ConfigResource, type ResourceKind } from '../config/r
 import { hashResource, type ConfigStore } from '../config/store';
 import { validateResource } from '../config/validate';
 import type { Logger } from '../log/logger';
+import type { ChangePreview } from './change-preview';
 import { knownKindNames, pluralName } from './config-api-contract';
 import { editManifest, UnparsableManifestError, type ManifestObject } from './manifest-edit';
 
-/** Why a snapshot was built: the file watcher, or an API call (with the operator's message). */
+/** What an API change did; recorded as the version's source in the config history. */
+export type ChangeOperation = 'apply' | 'delete' | 'rollback' | 'rollout';
+
+/** Why a snapshot was built: the file watcher, a mesh config edit, or an API call (with the operator's message). */
 export interface ChangeCause {
-  source: 'file' | 'api';
-  operation?: 'apply' | 'delete';
-  /** `weft apply -m MESSAGE`: kept with the version (history, issue 9). */
+  source: 'file' | 'api' | 'mesh-config';
+  operation?: ChangeOperation;
+  /** `weft apply -m MESSAGE`: kept with the version in the config history. */
   message?: string;
   /** Keys (`Kind/namespace/name`) the request changed. */
   resources?: string[];
@@ -36,6 +40,16 @@ export interface ApplyRequest {
   sources: readonly ManifestSource[];
   dryRun?: boolean;
   message?: string;
+  /** Recorded as the version's source: `apply` (default), or `rollout` for a progressive-delivery step. */
+  operation?: 'apply' | 'rollout';
+}
+
+/** Makes the config exactly `resources` (`weft rollback`): files rewritten, one new version. */
+export interface RestoreRequest {
+  resources: readonly ConfigResource[];
+  operation: 'rollback' | 'rollout';
+  message?: string;
+  dryRun?: boolean;
 }
 
 /** kubectl's words. */
@@ -64,6 +78,8 @@ export interface ChangeOutcome<R> {
   results: R[];
   /** Warnings (validation and analysis) about the resources changed, formatted. */
   warnings: string[];
+  /** For a dry run: the diff against the running config and the proxies that would get new config. */
+  preview?: ChangePreview;
 }
 
 export type ApplyOutcome = ChangeOutcome<ApplyResult>;
@@ -85,6 +101,14 @@ export interface DeleteResult extends ResourceRef {
 }
 
 export type DeleteOutcome = ChangeOutcome<DeleteResult>;
+
+export interface RestoreResult extends ResourceRef {
+  action: 'created' | 'configured' | 'deleted';
+  /** The files written (relative to the config directory). */
+  files: string[];
+}
+
+export type RestoreOutcome = ChangeOutcome<RestoreResult>;
 
 /** A refused request: HTTP status, one-sentence error, and details for the response body. */
 export class ConfigRequestError extends Error {
@@ -109,6 +133,8 @@ export interface ConfigWriterHost {
   /** Rescans the directory synchronously (publishing a snapshot when something changed). */
   rescan(cause?: ChangeCause): void;
   currentVersion(): string | undefined;
+  /** The diff from the running config to `candidate`, and (withProxies) the proxies it would change. */
+  preview(candidate: readonly ConfigResource[], withProxies: boolean): ChangePreview;
 }
 
 /** The directory, under the config directory, that holds resources first created through the API. */
@@ -135,6 +161,11 @@ export class ConfigWriter {
   /** Removes the named resources from their files, or none when one is unknown (404). */
   delete(request: DeleteRequest): Promise<DeleteOutcome> {
     return this.serialize(() => this.deleteNow(request));
+  }
+
+  /** Rewrites the config directory so the accepted config is exactly `request.resources`. */
+  restore(request: RestoreRequest): Promise<RestoreOutcome> {
+    return this.serialize(() => this.restoreNow(request));
   }
 
   /** Runs `fn` after every change queued before it has finished (one writer at a time). */
@@ -191,10 +222,14 @@ export class ConfigWriter {
       results,
       warnings: relevantWarnings.map(formatProblem),
     };
-    if (request.dryRun || edits.size === 0) return outcome;
+    if (request.dryRun) {
+      outcome.preview = host.preview([...wouldBe.values()], true);
+      return outcome;
+    }
+    if (edits.size === 0) return outcome;
 
     const changed = results.filter((r) => r.action !== 'unchanged').map((r) => `${r.kind}/${r.namespace}/${r.name}`);
-    this.commit(edits, { source: 'api', operation: 'apply', message: request.message, resources: changed }, () => {
+    this.commit(edits, { source: 'api', operation: request.operation ?? 'apply', message: request.message, resources: changed }, () => {
       const rejectedNow = new Map(host.store.rejected().map((r) => [r.key, r]));
       const problems = changed.flatMap((key) => rejectedNow.get(key)?.problems ?? []);
       const missing = changed.filter((key) => !host.store.get(key));
@@ -273,6 +308,83 @@ export class ConfigWriter {
     outcome.results = results();
     outcome.version = host.currentVersion();
     host.logger.info('config_deleted', { version: outcome.version, previousVersion, message: request.message, resources: [...keys] });
+    return outcome;
+  }
+
+  private restoreNow(request: RestoreRequest): RestoreOutcome {
+    const { host } = this;
+    host.rescan();
+    const previousVersion = host.currentVersion();
+    const target = new Map(request.resources.map((r) => [resourceKey(r), r]));
+    const current = new Map(host.store.resources().map((r) => [resourceKey(r), r]));
+    const rejectedKeys = new Map(host.store.rejected().map((r) => [r.key, r]));
+    const same = (a: ConfigResource | undefined, b: ConfigResource) => a !== undefined && a.apiVersion === b.apiVersion && hashResource(a) === hashResource(b);
+
+    const results: RestoreResult[] = [];
+    const edits = new FileEdits();
+    for (const [key, r] of target) {
+      const existing = current.get(key);
+      // A file holding an invalid edit of the resource is rewritten too, so files match the mesh.
+      if (same(existing, r) && !rejectedKeys.has(key)) continue;
+      const info = kindByName(r.kind);
+      if (!info) throw new ConfigRequestError(500, `cannot restore ${key}: unknown kind`);
+      const home = host.store.sourceOf(key) ?? rejectedKeys.get(key)?.sourceId;
+      const raw = manifestOf(r);
+      const file = home ?? newResourceFile({ info, resource: r });
+      if (home) edits.of(file).replace.set(key, raw);
+      else edits.of(file).append.push(raw);
+      results.push({ ...refOf(info, r), action: existing ? 'configured' : 'created', files: [file] });
+    }
+    const removals = [...current.keys()].filter((key) => !target.has(key));
+    for (const key of removals) {
+      const r = current.get(key)!;
+      const file = host.store.sourceOf(key)!;
+      edits.of(file).remove.add(key);
+      results.push({ ...refOf(kindByName(r.kind)!, r), action: 'deleted', files: [file] });
+    }
+    results.sort((a, b) => (`${a.kind}/${a.namespace}/${a.name}` < `${b.kind}/${b.namespace}/${b.name}` ? -1 : 1));
+
+    const outcome: RestoreOutcome = {
+      dryRun: Boolean(request.dryRun),
+      version: previousVersion,
+      previousVersion,
+      ...(request.message ? { message: request.message } : {}),
+      results,
+      warnings: [],
+    };
+    if (request.dryRun) {
+      outcome.preview = host.preview([...target.values()], true);
+      return outcome;
+    }
+    if (edits.size === 0) return outcome;
+    outcome.preview = host.preview([...target.values()], false);
+
+    const cause: ChangeCause = { source: 'api', operation: request.operation, message: request.message, resources: results.map((r) => `${r.kind}/${r.namespace}/${r.name}`) };
+    this.commit(edits, cause, () => {
+      const rejectedNow = new Map(host.store.rejected().map((r) => [r.key, r]));
+      const wrong = [...target].filter(([key, r]) => rejectedNow.has(key) || !same(host.store.get(key), r)).map(([key]) => key);
+      return wrong.length > 0
+        ? `the control plane did not accept the restored config (${wrong
+            .slice(0, 5)
+            .map((key) => [key, ...(rejectedNow.get(key)?.problems.map(formatProblem) ?? [])].join(': '))
+            .join('; ')})`
+        : undefined;
+    });
+    // A resource also defined in a second file (the later one wins in the store) still serves
+    // from there: remove it from each file in turn, as delete does.
+    for (let round = 0; round < 8; round++) {
+      const left = new FileEdits();
+      for (const key of removals) {
+        const file = host.store.sourceOf(key);
+        if (!file) continue;
+        left.of(file).remove.add(key);
+        results.find((r) => `${r.kind}/${r.namespace}/${r.name}` === key)?.files.push(file);
+      }
+      if (left.size === 0) break;
+      this.commit(left, cause, () => undefined);
+    }
+    outcome.version = host.currentVersion();
+    host.logger.info('config_restored', { version: outcome.version, previousVersion, operation: request.operation, message: request.message, resources: cause.resources });
     return outcome;
   }
 
@@ -469,7 +581,12 @@ function refOf(info: KindInfo, r: ConfigResource): ResourceRef {
   return { kind: info.kind, group: info.group, namespace: r.metadata.namespace, name: r.metadata.name };
 }
 
-function newResourceFile(p: PreparedResource): string {
+/** A resource as written to a file: Kubernetes' shape, without where it came from. */
+function manifestOf(r: ConfigResource): ManifestObject {
+  return JSON.parse(JSON.stringify({ apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec })) as ManifestObject;
+}
+
+function newResourceFile(p: Pick<PreparedResource, 'info' | 'resource'>): string {
   return path.join(APPLIED_DIR, `${p.info.kind.toLowerCase()}-${p.resource.metadata.namespace}-${p.resource.metadata.name}.yaml`);
 }
 

@@ -17,20 +17,25 @@ import { analyzeResources } from '../config/analyze';
 import { FileConfigSource, type FileUpdate } from '../config/file-source';
 import { MeshConfigFile } from '../config/mesh-config';
 import { formatProblem, type ConfigProblem } from '../config/problems';
+import type { ConfigResource } from '../config/resources';
 import { ConfigStore, isEmptyChange, type StoreChange } from '../config/store';
 import type { Logger } from '../log/logger';
 import type { ProxyNode } from '../model/proxy';
-import { createSnapshot, DEFAULT_MESH_CONFIG, SnapshotHistory, type MeshConfig, type MeshSnapshot } from '../model/snapshot';
+import { createSnapshot, DEFAULT_MESH_CONFIG, type MeshConfig, type MeshSnapshot } from '../model/snapshot';
 import { AdsServer } from '../xds/server/ads-server';
 import { createIdentityGuard } from '../xds/server/identity-guard';
 import { parseProxyNode, translateForProxy } from '../xds/translate';
+import { previewChange, type ChangePreview } from './change-preview';
+import { ConfigHistory, UnknownVersionError, versionSourceOf, type VersionRecord } from './config-history';
 import {
+  ConfigRequestError,
   ConfigWriter,
   type ApplyOutcome,
   type ApplyRequest,
   type ChangeCause,
   type DeleteOutcome,
   type DeleteRequest,
+  type RestoreOutcome,
 } from './config-writer';
 import { startMonitoringServer, type MonitoringServer } from './monitoring-server';
 
@@ -47,6 +52,7 @@ export interface ControlPlaneOptions {
    * snapshot. Takes the place of `meshConfig`. The control plane does not start on an invalid one.
    */
   meshConfigFile?: string;
+  /** Config versions kept in the history (`<stateDir>/history`, else memory). Default 100. */
   historySize?: number;
   pushDebounceMs?: number;
   pushDebounceMaxMs?: number;
@@ -64,7 +70,7 @@ export interface ControlPlaneOptions {
   maxWorkloadCertTtlSeconds?: number;
 }
 
-/** A snapshot was published: what changed and why (the hook for versioned history, issue 9). */
+/** A snapshot was published: what changed and why (it is also the newest version in `history`). */
 export interface SnapshotPublishedEvent {
   snapshot: MeshSnapshot;
   change: StoreChange;
@@ -79,13 +85,15 @@ export class ControlPlane {
   /** Emitted synchronously; 'snapshot' after every published snapshot. */
   readonly events = new EventEmitter<ControlPlaneEvents>();
   readonly store = new ConfigStore();
-  readonly history: SnapshotHistory;
+  /** Every accepted change as a version (id = snapshot sequence), kept across restarts with a state directory. */
+  readonly history: ConfigHistory;
+  /** The newest snapshot built. */
+  private latest?: MeshSnapshot;
   readonly metrics = new Registry();
   readonly ads: AdsServer;
   private source?: FileConfigSource;
   private meshFile?: MeshConfigFile;
   private monitoring?: MonitoringServer;
-  private sequence = 0;
   private analysis: ConfigProblem[] = [];
   readonly logger: Logger;
   private readonly snapshotsBuilt: Counter;
@@ -115,7 +123,6 @@ export class ControlPlane {
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.logger = options.logger;
-    this.history = new SnapshotHistory(options.historySize ?? 50);
     collectDefaultMetrics({ register: this.metrics });
     this.snapshotsBuilt = new Counter({ name: 'weft_snapshots_total', help: 'Mesh snapshots built from accepted config changes.', registers: [this.metrics] });
     this.snapshotBuildTime = new Histogram({
@@ -149,6 +156,11 @@ export class ControlPlane {
     this.ads.events.on('disconnect', (e) => this.proxyNodes.delete(e.connectionId));
     this.configDir = path.resolve(options.configDir);
     this.stateDir = options.stateDir ? path.resolve(options.stateDir) : undefined;
+    this.history = new ConfigHistory({
+      dir: this.stateDir ? path.join(this.stateDir, 'history') : undefined,
+      maxVersions: options.historySize,
+      logger: this.logger.child({ component: 'history' }),
+    });
     const host = this;
     this.writer = new ConfigWriter({
       configDir: this.configDir,
@@ -160,6 +172,7 @@ export class ControlPlane {
       analysisProblems: () => this.analysis,
       rescan: (cause) => this.rescan(cause),
       currentVersion: () => this.current()?.version,
+      preview: (candidate, withProxies) => this.previewChange(candidate, withProxies),
     });
   }
 
@@ -169,7 +182,7 @@ export class ControlPlane {
 
   /** The snapshot proxies are being served, once the first one is built. */
   current(): MeshSnapshot | undefined {
-    return this.history.latest();
+    return this.latest;
   }
 
   /** Cross-resource analysis of the current config (warnings and errors, not rejections). */
@@ -190,6 +203,36 @@ export class ControlPlane {
   /** Removes resources from their files (a file left empty is deleted) and rescans. */
   deleteResources(request: DeleteRequest): Promise<DeleteOutcome> {
     return this.writer.delete(request);
+  }
+
+  /**
+   * Restores the resources of an earlier version (default: the one before the current) as a new
+   * version with source `rollback`: the config directory is rewritten to match and proxies are
+   * pushed. Serialized with apply and delete.
+   */
+  rollback(request: { version?: string; message?: string; dryRun?: boolean }): Promise<RestoreOutcome & { target: string }> {
+    let target: VersionRecord;
+    try {
+      target = this.history.resolve(request.version ?? '-1');
+    } catch (err) {
+      if (!(err instanceof UnknownVersionError)) throw err;
+      if (request.version !== undefined) throw new ConfigRequestError(404, err.message, { hint: 'list versions with `weft history`' });
+      throw new ConfigRequestError(404, `there is no version before the current one (${this.current()?.version ?? 'none'}) to roll back to`, { hint: 'list versions with `weft history`' });
+    }
+    const resources = [...this.history.resourcesOf(target.id).values()];
+    const message = `rollback to v${target.id}${request.message ? `: ${request.message}` : ''}`;
+    return this.writer.restore({ resources, operation: 'rollback', message, dryRun: request.dryRun }).then((outcome) => ({ ...outcome, target: `v${target.id}` }));
+  }
+
+  /** The diff from the running config to `candidate`, and (withProxies) which connected proxies it would change. */
+  previewChange(candidate: readonly ConfigResource[], withProxies: boolean): ChangePreview {
+    const proxies = withProxies
+      ? this.ads
+          .syncStatus()
+          .map((s) => this.proxyNodes.get(s.connectionId))
+          .filter((p): p is ProxyNode => p !== undefined)
+      : undefined;
+    return previewChange({ current: this.ads.servedSnapshot ?? this.current(), candidate, meshConfig: this.meshConfig, proxies, translate: translateForProxy });
   }
 
   /** What a connected proxy said about itself (by ADS connection id). */
@@ -231,6 +274,7 @@ export class ControlPlane {
       });
       this.tokens = await BootstrapTokens.loadOrCreate({ stateDir, logger: this.logger });
     }
+    this.history.open();
     this.source = new FileConfigSource({
       dir,
       logger: this.logger,
@@ -291,7 +335,7 @@ export class ControlPlane {
       logger: this.logger,
       onChange: () => {
         const empty: StoreChange = { added: [], updated: [], removed: [], rejected: [] };
-        this.publish(`mesh config change: ${path.basename(meshFile.file)}`, empty, { source: 'file' });
+        this.publish(`mesh config change: ${path.basename(meshFile.file)}`, empty, { source: 'mesh-config' });
       },
     });
     const loaded = meshFile.load();
@@ -366,18 +410,24 @@ export class ControlPlane {
       cause.source === 'api'
         ? `weft ${cause.operation ?? 'change'}: ${listed(cause.resources ?? files)}${cause.message ? ` — ${JSON.stringify(cause.message)}` : ''}`
         : `${reason}: ${listed(files)}`;
-    this.publish(described, total, cause);
+    this.publish(described, total, cause, force);
   }
 
-  private publish(reason: string, change: StoreChange, cause: ChangeCause): MeshSnapshot {
+  /**
+   * Builds, records and serves a snapshot. The first one after a start serves the latest kept
+   * version again when the config directory still holds exactly its resources.
+   */
+  private publish(reason: string, change: StoreChange, cause: ChangeCause, initial = false): MeshSnapshot {
     const started = process.hrtime.bigint();
     const resources = this.store.resources();
-    const snapshot = createSnapshot({ sequence: ++this.sequence, reason, resources, meshConfig: this.meshConfig });
+    const resumed = initial && this.history.sameAsLatest(resources) ? this.history.latest() : undefined;
+    const snapshot = createSnapshot({ sequence: resumed?.id ?? this.history.nextId(), reason: resumed?.reason ?? reason, resources, meshConfig: this.meshConfig });
     this.analysis = analyzeResources(resources, { domainSuffix: this.meshConfig.domainSuffix });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.snapshotBuildTime.observe(seconds);
     this.snapshotsBuilt.inc();
-    this.history.record(snapshot);
+    if (!resumed) this.history.record(snapshot, versionSourceOf(cause), cause.message);
+    this.latest = snapshot;
     this.ads.publish(snapshot);
     this.logger.info('snapshot_published', {
       version: snapshot.version,
@@ -389,8 +439,9 @@ export class ControlPlane {
       removed: change.removed.length,
       rejected: change.rejected.length,
       buildMs: Math.round(seconds * 1000 * 100) / 100,
-      source: cause.source,
+      source: versionSourceOf(cause),
       ...(cause.message ? { message: cause.message } : {}),
+      ...(resumed ? { resumed: true } : {}),
     });
     this.events.emit('snapshot', { snapshot, change, cause });
     return snapshot;

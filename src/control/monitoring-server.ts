@@ -33,7 +33,7 @@ function indexPage(cp: ControlPlane) {
     ['/ui', 'the dashboard: service graph, golden signals per service, config and proxy sync'],
     ['/debug/syncz', 'every connected proxy: what was sent, ACKed and NACKed'],
     ['/debug/configz', 'accepted and rejected resources, with validation messages'],
-    ['/debug/snapshots', 'recent config versions'],
+    ['/debug/snapshots', 'config versions (weft history)'],
     ['/metrics', 'Prometheus metrics (pilot_* names)'],
     ['/api/v1/resources', 'the config, as the CLI reads it'],
   ];
@@ -79,16 +79,8 @@ function buildRoutes(cp: ControlPlane): Record<string, Handler> {
         warnings: [...cp.store.warnings(), ...cp.analysisProblems()].map((p) => ({ ...p, message: formatProblem(p) })),
       });
     },
-    '/debug/snapshots': () =>
-      json(
-        cp.history.list().map((s) => ({
-          version: s.version,
-          createdAt: s.createdAt,
-          reason: s.reason,
-          resources: s.resources.size,
-          services: s.registry.services.size,
-        })),
-      ),
+    // The config history's versions, oldest first (the same list as `weft history`).
+    '/debug/snapshots': () => json(cp.history.list().map((v) => cp.history.summary(v))),
   };
 }
 

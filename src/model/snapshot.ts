@@ -212,26 +212,3 @@ export function createSnapshot(input: SnapshotInput): MeshSnapshot {
     registry: buildServiceRegistry(sorted, meshConfig),
   });
 }
-
-/** The most recent snapshots, newest last; bounded so memory stays flat. */
-export class SnapshotHistory {
-  private readonly entries: MeshSnapshot[] = [];
-  constructor(private readonly capacity = 50) {}
-
-  record(snapshot: MeshSnapshot): void {
-    this.entries.push(snapshot);
-    if (this.entries.length > this.capacity) this.entries.shift();
-  }
-
-  latest(): MeshSnapshot | undefined {
-    return this.entries[this.entries.length - 1];
-  }
-
-  find(version: string): MeshSnapshot | undefined {
-    return this.entries.find((s) => s.version === version);
-  }
-
-  list(): readonly MeshSnapshot[] {
-    return [...this.entries];
-  }
-}

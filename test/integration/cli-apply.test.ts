@@ -125,10 +125,12 @@ spec:
       input: `${reviewsRoute('v1')}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec: {hosts: [ratings], http: [{route: [{destination: {host: ratings}}]}]}\n`,
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(
+    assert.ok(
+      r.stdout.startsWith('virtualservice.networking.istio.io/reviews configured (server dry run)\nvirtualservice.networking.istio.io/ratings created (server dry run)\n'),
       r.stdout,
-      'virtualservice.networking.istio.io/reviews configured (server dry run)\nvirtualservice.networking.istio.io/ratings created (server dry run)\n',
     );
+    // Then the diff against the running config (safe-change.test.ts covers it and the proxies).
+    assert.match(r.stdout, /\nDiff against the running config \(v\d+\): 1 added, 1 changed, 0 removed\n\+ VirtualService default\/ratings\n~ VirtualService default\/reviews\n/);
     assert.deepEqual(readTree(mesh.dir), files);
     assert.equal(mesh.cp.current()!.version, version);
   });

@@ -1,6 +1,7 @@
 // The config page (#/config): proxy sync status (STALE and NACK in red, with the proxy's error),
-// the last config versions and which proxies run each, and every resource with its validation
-// state — accepted, rejected (the last good version keeps serving) — and the analyzer's warnings.
+// the last config versions (the config history, with source and message) and which proxies run
+// each, and every resource with its validation state — accepted, rejected (the last good version
+// keeps serving) — and the analyzer's warnings.
 import { fmtAgo, getJson, h } from './dom.js';
 
 export function createConfigPage(main) {
@@ -72,7 +73,7 @@ function versionList(snapshots, health) {
         'li',
         { 'data-version': s.version, class: s.version === health.configVersion ? 'current' : '' },
         h('div', {}, h('b', {}, s.version), s.version === health.configVersion ? h('span', { class: 'tag ok' }, 'serving') : null, running.get(s.version) ? h('span', { class: 'small muted' }, ` · ${running.get(s.version)} proxies`) : null),
-        h('div', { class: 'small' }, s.reason),
+        h('div', { class: 'small' }, s.message ? `${s.source}: ${s.message}` : s.reason),
         h('div', { class: 'small muted' }, `${new Date(s.createdAt).toLocaleTimeString()} · ${s.resources} resources · ${s.services} services`),
       ),
     ),
