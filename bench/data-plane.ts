@@ -434,8 +434,8 @@ async function main(): Promise<void> {
   // measured one after the other, so the difference is what the metrics and metadata exchange cost.
   // `gateway` is the proxy's name and its label istio=<gateway>, which its Gateway resource selects;
   // `ready` checks that a request through the gateway is answered (default: a GET to the HTTP
-  // listener). The gRPC and TCP gateways run without an identity (--ca-address none: nothing they
-  // route needs mesh mTLS), so they do not retry a CA that is not there.
+  // listener). The gateways run without an identity (--ca-address none: nothing they route needs
+  // mesh mTLS), so they do not retry a CA that is not there and report ready.
   const startWeftGateway = (name: string, host: string, gateway: string, telemetry: 'on' | 'off', ready?: (logFile: string) => Promise<void>, extraArgs: string[] = [], unpinned = false) => {
     const logFile = log(name.replace(/\W+/g, '-'));
     const proxy = startProcess(
@@ -444,7 +444,7 @@ async function main(): Promise<void> {
         ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
         weftBin,
         'proxy', '--gateway', gateway, '--labels', `istio=${gateway}`,
-        '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn', ...extraArgs]),
+        '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--ca-address', 'none', '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn', ...extraArgs]),
       logFile,
     );
     return { proxy, ready: ready ? ready(logFile) : waitForHttp200(`http://${host}:${PORTS.weftGateway}/`, name, 20_000, logFile) };
@@ -456,11 +456,11 @@ async function main(): Promise<void> {
   const weftGrpc =
     wanted.has('grpc-weft') && grpcMessages
       ? startWeftGateway('weft proxy grpc', GRPC_WEFT_HOST, 'bench-gateway-grpc', 'on', (logFile) =>
-          waitForGrpcOk(grpcUrl(GRPC_WEFT_HOST, GRPC_PORTS.weftGateway), 'the Weft gRPC gateway', grpcMessages, 20_000, logFile), ['--ca-address', 'none'])
+          waitForGrpcOk(grpcUrl(GRPC_WEFT_HOST, GRPC_PORTS.weftGateway), 'the Weft gRPC gateway', grpcMessages, 20_000, logFile))
       : undefined;
   const weftTcp = wanted.has('tcp-weft')
     ? startWeftGateway('weft proxy tcp', TCP_WEFT_HOST, 'bench-gateway-tcp', 'on', (logFile) =>
-        waitForHttp200(`http://${TCP_WEFT_HOST}:${TCP_PORTS.weftGateway}/`, 'the Weft TCP gateway', 20_000, logFile), ['--ca-address', 'none'])
+        waitForHttp200(`http://${TCP_WEFT_HOST}:${TCP_PORTS.weftGateway}/`, 'the Weft TCP gateway', 20_000, logFile))
     : undefined;
   // The sidecar pair, like `weft demo` starts each workload's sidecar: identity from the CA on the
   // secure xDS address, config over mutual-TLS xDS.

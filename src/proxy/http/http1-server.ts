@@ -94,6 +94,13 @@ export class Http1ServerConnection implements MessageEvents {
     try {
       used = this.parser.execute(chunk);
     } catch (err) {
+      // Bytes after a request that said Connection: close (or an HTTP/1.0 one): that request is
+      // still served, nothing after it is read (RFC 9112 9.6).
+      if ((err as ParseError).code === 'HPE_CLOSED_CONNECTION') {
+        this.socket.off('data', this.onData);
+        this.socket.pause();
+        return;
+      }
       this.badRequest(err as ParseError);
       return;
     }
@@ -108,7 +115,11 @@ export class Http1ServerConnection implements MessageEvents {
     } catch {
       // A request cut short: its body stream errors on close.
     }
-    if (this.queue.length === 0 && !this.detaching) this.socket.end();
+    // Envoy does not serve half-closed HTTP/1.1 clients: requests in flight are reset (DC), so an
+    // upstream that is silent (long poll, SSE) does not hold the connection and its pool slot.
+    if (this.detaching) return;
+    if (this.queue.length === 0) this.socket.end();
+    else this.socket.destroy();
   };
 
   private onClose(): void {
