@@ -3,7 +3,7 @@
 // is the URI SAN `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`.
 import { webcrypto, X509Certificate } from 'node:crypto';
 import { toPem } from '../../ca/pem';
-import { x509 } from '../../ca/x509';
+import type { x509 as X509Module } from '../../ca/x509';
 
 export { splitPemCertificates } from '../../ca/pem';
 
@@ -19,10 +19,12 @@ const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 
 /** A fresh key pair and a CSR for `identity`; every rotation gets a new key. */
 export async function createWorkloadKey(identity: string): Promise<WorkloadKey> {
+  // Loaded when a key is made, not with the proxy: a proxy without an identity never needs it.
+  const { x509 } = require('../../ca/x509') as { x509: typeof X509Module };
   const keys = (await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     // Istio's CSRs carry no subject; the identity is the SAN alone.
-    keys: keys as unknown as x509.Pkcs10CertificateRequestCreateParams['keys'],
+    keys: keys as unknown as Parameters<typeof X509Module.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true)],
   });
