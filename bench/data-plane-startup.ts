@@ -10,6 +10,7 @@
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { HOST, fmt, httpGetStatus, median, pinned, renderTable, startProcess, statusKb, stopProcess, type Pinning } from './data-plane-lib';
+import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 
 export const STARTUP_HOST = '127.0.0.5';
 export const STARTUP_ROW = 'weft gateway start-up';
@@ -42,7 +43,7 @@ export async function measureStartups(o: StartupOptions): Promise<StartupRun[]> 
     const proxy = startProcess(
       STARTUP_ROW,
       ...pinned(o.pin, o.pin.proxyCpu, process.execPath, [
-        o.weftBin, 'proxy', '--gateway', 'bench-gateway-startup', '--labels', 'istio=bench-gateway',
+        ...PROXY_NODE_FLAGS, o.weftBin, 'proxy', '--gateway', 'bench-gateway-startup', '--labels', 'istio=bench-gateway',
         '--address', STARTUP_HOST, '--xds', `${HOST}:${o.xdsPort}`, '--ca-address', 'none', '--telemetry', o.telemetry, '--drain-seconds', '0', '--log-level', 'warn']),
       logFile,
     );

@@ -33,6 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { appAddressFor } from '../src/model/proxy';
+import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 import {
   HOST, REPO, childPids, fillTemplate, findNginx, fixedRate, fmt, killAllNow, median, pinned, portFree, ratio, renderTable, requirePortsFree,
   saturate, startNginx, startProcess, statusKb, stopAll, sum, waitForHttp200, type FixedRateRun, type Managed, type Pinning, type SaturationResult, type Target,
@@ -442,6 +443,7 @@ async function main(): Promise<void> {
       name,
       ...pinned(unpinned ? { ...pin, enabled: false } : pin, pin.proxyCpu, process.execPath, [
         ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
+        ...PROXY_NODE_FLAGS,
         weftBin,
         'proxy', '--gateway', gateway, '--labels', `istio=${gateway}`,
         '--address', host, '--xds', `${HOST}:${PORTS.xds}`, '--ca-address', 'none', '--telemetry', telemetry, '--drain-seconds', '1', '--log-level', 'warn', ...extraArgs]),
@@ -470,7 +472,7 @@ async function main(): Promise<void> {
       name,
       ...pinned(pin, pin.proxyCpu, process.execPath, [
         ...(values['profile-proxy'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['profile-proxy'])] : []),
-        weftBin, 'proxy', '--workload', workload, '--control', `${HOST}:${PORTS.controlHttp}`,
+        ...PROXY_NODE_FLAGS, weftBin, 'proxy', '--workload', workload, '--control', `${HOST}:${PORTS.controlHttp}`,
         '--state-dir', stateDir, '--xds', `${HOST}:${PORTS.secureXds}`, '--xds-auth', 'mutual-tls', '--drain-seconds', '1', '--log-level', 'warn']),
       log(name.replace(/\W+/g, '-')),
     );

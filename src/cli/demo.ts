@@ -9,6 +9,7 @@ import { appAddressFor } from '../model/proxy';
 import { parseCommandArgs } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CliError } from './cli-errors';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 
 export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--state-dir DIR] [--keep-config] [--quiet-apps]
 
@@ -174,7 +175,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     for (const w of DEMO_WORKLOADS) {
       const appAddress = appAddressFor(w.address);
       step(`${w.name}: sidecar on ${w.address}, app on ${appAddress}`);
-      children.start(`${w.name}/proxy`, process.execPath, [WEFT, 'proxy', '--workload', w.name, ...identity]);
+      children.start(`${w.name}/proxy`, process.execPath, [...PROXY_NODE_FLAGS, WEFT, 'proxy', '--workload', w.name, ...identity]);
       children.start(`${w.name}`, process.execPath, [APPS, w.app], {
         BIND_ADDRESS: appAddress,
         HTTP_PROXY: `http://${w.address}:15001`,
@@ -186,7 +187,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     // Gateways have no WorkloadEntry, so the control plane mints their bootstrap token on request.
     await postJson('http://127.0.0.1:15014/api/v1/tokens', { namespace: GATEWAY.namespace, serviceAccount: GATEWAY.serviceAccount, workload: GATEWAY.name });
     children.start('gateway', process.execPath, [
-      WEFT, 'proxy', '--gateway', GATEWAY.name, '-n', GATEWAY.namespace, '--service-account', GATEWAY.serviceAccount,
+      ...PROXY_NODE_FLAGS, WEFT, 'proxy', '--gateway', GATEWAY.name, '-n', GATEWAY.namespace, '--service-account', GATEWAY.serviceAccount,
       '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...identity,
     ]);
     for (const w of DEMO_WORKLOADS) {

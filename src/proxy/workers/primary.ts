@@ -22,6 +22,7 @@ import { DEFAULT_PORTS, startProxy, type ConfigSourceInit, type ProxyOptions, ty
 import type { ReceivedResource, ResourceHandler } from '../xds-client';
 import { mergeClustersJson, mergeClustersText, mergePrometheus, mergeStatsLines } from './merge-stats';
 import type { BoundListener, FromWorker, ToWorker, WorkerView } from './protocol';
+import { PROXY_NODE_FLAGS } from '../node-flags';
 
 export interface MultiProcessOptions extends ProxyOptions {
   /** Worker processes serving the data listeners (>= 1). */
@@ -59,7 +60,7 @@ export async function startMultiProcessProxy(options: MultiProcessOptions): Prom
 
   // Node reads the policy when the first worker is forked; its own env knob wins (to compare).
   if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({ exec: path.join(__dirname, 'worker.js'), args: [] });
+  cluster.setupPrimary({ exec: path.join(__dirname, 'worker.js'), args: [], execArgv: [...process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size')), ...PROXY_NODE_FLAGS] });
 
   const slots: Slot[] = Array.from({ length: n }, (_, index) => ({
     index,
