@@ -9,8 +9,11 @@ import { ApiError, CONTROL_HELP, CONTROL_OPTION, ControlClient, withHint } from 
 import { formatPreview, painter } from './diff';
 import { qualifiedName } from './kind-names';
 import { readManifestInputs } from './manifest-input';
+import { follow } from './rollout';
+import { parseMillis, parseRate, type ApplyWatchStatus } from '../control/rollout-contract';
 
 export const APPLY_USAGE = `Usage: weft apply -f FILE|DIR|- [-f ...] [--dry-run] [-m MESSAGE]
+                  [--watch DURATION [--max-error-rate 1%] [--max-p99 500ms] [--min-requests 20]]
 
 Validates the resources with the same checks as \`weft analyze\` (schema, values, references
 across resources) and applies them to the running control plane: each is written into its config
@@ -21,11 +24,22 @@ With --dry-run nothing changes: it validates the same way, then prints the diff 
 running config (resources added or changed, field by field) and the connected proxies whose xDS
 configuration would change (by node id, with the clusters, endpoints, listeners and routes).
 
+With --watch the change is health-gated: the control plane watches the golden signals of the
+services it touches (every service when it changes more than VirtualServices and
+DestinationRules) for DURATION, and restores the changed resources (a new version, source
+"rollback", saying why) when a service regresses: its error rate (5xx share) over the requests
+since the proxies ACKed the change is above --max-error-rate and higher than in the same time
+before the change, or likewise its p99 against --max-p99. Judged only on --min-requests. Exit
+status 1 when the change was rolled back.
+
 Options:
   -f, --filename PATH   a YAML/JSON file, a directory of them, or - for stdin (repeatable)
   -R, --recursive       read directories recursively
       --dry-run         validate and show what would change, without changing anything
   -m, --message TEXT    why: recorded with the version (\`weft history\`) and in the control plane's log
+      --watch DURATION  watch the change for DURATION and roll it back if the mesh regresses
+      --max-error-rate RATE, --max-p99 DURATION, --min-requests N
+                        --watch thresholds (default 1%, 500ms, 20 requests)
 ${CONTROL_HELP}
 `;
 
@@ -37,6 +51,10 @@ export async function runApply(argv: string[], io: CliIo): Promise<number> {
       recursive: { type: 'boolean', short: 'R' },
       'dry-run': { type: 'boolean' },
       message: { type: 'string', short: 'm' },
+      watch: { type: 'string' },
+      'max-error-rate': { type: 'string' },
+      'max-p99': { type: 'string' },
+      'min-requests': { type: 'string' },
       ...CONTROL_OPTION,
     },
     APPLY_USAGE,
@@ -49,9 +67,27 @@ export async function runApply(argv: string[], io: CliIo): Promise<number> {
   const sources = await readManifestInputs(files, Boolean(values.recursive), io);
 
   const dryRun = Boolean(values['dry-run']);
-  let outcome: ApplyOutcome;
+  const query = new URLSearchParams();
+  if (dryRun) query.set('dryRun', 'true');
+  if (values.watch !== undefined) {
+    const checks: [string, string, (s: string) => unknown, string][] = [
+      ['watch', 'watch', (s) => (parseMillis(s)! > 0 ? s : undefined), 'a duration such as 60s'],
+      ['max-error-rate', 'maxErrorRate', parseRate, 'a rate such as 1%'],
+      ['max-p99', 'maxP99', parseMillis, 'a duration such as 500ms'],
+      ['min-requests', 'minRequests', (s) => (/^[1-9]\d*$/.test(s) ? s : undefined), 'a positive number'],
+    ];
+    for (const [flag, param, parse, what] of checks) {
+      const text = values[flag as keyof typeof values] as string | undefined;
+      if (text === undefined) continue;
+      if (parse(text) === undefined) throw new UsageError(`--${flag} ${text} is not ${what}`, APPLY_USAGE);
+      query.set(param, text);
+    }
+  } else if (values['max-error-rate'] !== undefined || values['max-p99'] !== undefined || values['min-requests'] !== undefined) {
+    throw new UsageError('--max-error-rate, --max-p99 and --min-requests go with --watch', APPLY_USAGE);
+  }
+  let outcome: ApplyOutcome & { watch?: ApplyWatchStatus };
   try {
-    outcome = await client.request<ApplyOutcome>('POST', `/api/v1/apply${dryRun ? '?dryRun=true' : ''}`, {
+    outcome = await client.request<ApplyOutcome & { watch?: ApplyWatchStatus }>('POST', `/api/v1/apply${query.toString() ? `?${query}` : ''}`, {
       contentType: MANIFEST_BUNDLE_TYPE,
       text: JSON.stringify({ sources, ...(values.message !== undefined ? { message: values.message } : {}) }),
     });
@@ -62,6 +98,11 @@ export async function runApply(argv: string[], io: CliIo): Promise<number> {
   const suffix = outcome.dryRun ? ' (server dry run)' : '';
   for (const r of outcome.results) io.out(`${qualifiedName(r.kind, r.name)} ${r.action}${suffix}\n`);
   if (outcome.dryRun) io.out(formatPreview(outcome.preview, painter(io)));
+  if (outcome.watch) {
+    io.out(`${outcome.version} applied; watching it for ${outcome.watch.windowSeconds}s (Ctrl-C stops following, not the watch)\n`);
+    return follow(client, io, `/api/v1/apply-watches/${outcome.watch.id}`);
+  }
+  if (values.watch !== undefined && !outcome.dryRun) io.out('nothing changed, so there is nothing to watch\n');
   return 0;
 }
 

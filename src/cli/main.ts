@@ -82,6 +82,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.ROLLBACK_USAGE, run: m.runRollback };
     },
   },
+  rollout: {
+    summary: 'shift a service to a new subset step by step, rolling back when it gets worse',
+    load: async () => {
+      const m = await import('./rollout');
+      return { usage: m.ROLLOUT_USAGE, run: m.runRollout };
+    },
+  },
+  route: {
+    summary: 'what-if: how a request would be routed (proxy, VirtualService rule, destinations, policies)',
+    load: async () => {
+      const m = await import('./route');
+      return { usage: m.ROUTE_USAGE, run: m.runRoute };
+    },
+  },
   'proxy-status': {
     summary: 'every connected proxy and its xDS sync state (SYNCED, STALE, NACK)',
     load: async () => {

@@ -14,3 +14,15 @@ export function pluralName(info: KindInfo): string {
 export function knownKindNames(): string {
   return KNOWN_KINDS.map((k) => (k.shortNames.length ? `${k.plural} (${k.shortNames.join(', ')})` : k.plural)).join(', ');
 }
+
+/** POST /api/v1/route (`weft route`): one request to ask about, and optional candidate files. */
+export interface RouteRequestBody {
+  url: string;
+  /** The calling workload (its sidecar); absent: the ingress gateway whose Gateway serves the URL. */
+  from?: string;
+  namespace?: string;
+  method?: string;
+  headers?: [string, string][];
+  /** Candidate files applied on top of the running config for the answer only (as `apply --dry-run` reads them). */
+  sources?: { name: string; content: string }[];
+}

@@ -14,6 +14,9 @@
 //   GET    /api/v1/history/:version                             one version with its resources (a List)
 //   GET    /api/v1/diff[?from=A&to=B]                           resource and field diff (default: the last change)
 //   POST   /api/v1/rollback[?version=N&message=..&dryRun=true]  restore a version as a new one
+//   POST   /api/v1/route    {url, from?, namespace?, method?, headers?, sources?} -> how the request
+//                           would be handled (what-if routing, `weft route`; sources: candidate files)
+//   /api/v1/rollouts..., /api/v1/apply-watches..., POST /api/v1/apply?watch=60s: rollout-api.ts
 //   POST   /api/v1/tokens   {namespace, serviceAccount, workload} -> {path, token}: a bootstrap
 //                           token file for a proxy without a WorkloadEntry (a gateway)
 //
@@ -26,11 +29,12 @@ import { CaError } from '../ca/ca-errors';
 import { rootCertPath } from '../ca/state-paths';
 import { lookupKind } from '../config/kinds';
 import type { ConfigResource } from '../config/resources';
-import { knownKindNames, MANIFEST_BUNDLE_TYPE, pluralName } from './config-api-contract';
+import { knownKindNames, MANIFEST_BUNDLE_TYPE, pluralName, type RouteRequestBody } from './config-api-contract';
 import { diffResources } from './config-diff';
 import { UnknownVersionError, type VersionRecord } from './config-history';
 import { ConfigRequestError, type ManifestSource } from './config-writer';
 import type { ControlPlane } from './control-plane';
+import { applyWatchParams, rolloutRoutes, watchAfterApply } from './rollout-api';
 
 export const WEFT_VERSION: string = require('../../../package.json').version;
 
@@ -78,6 +82,8 @@ export function matchConfigApi(cp: ControlPlane, pathname: string): ApiRoute | u
     [/^\/api\/v1\/history\/([^/]+)$/, { GET: (_req, _url, [ref]) => json(versionWithResources(cp, ref)) }],
     [/^\/api\/v1\/diff$/, { GET: (_req, url) => json(diffVersions(cp, url)) }],
     [/^\/api\/v1\/rollback$/, { POST: (req, url) => rollback(cp, req, url) }],
+    [/^\/api\/v1\/route$/, { POST: (req) => whatIfRoute(cp, req) }],
+    ...rolloutRoutes(cp),
   ];
   for (const [pattern, methods] of routes) {
     const m = pattern.exec(pathname);
@@ -109,8 +115,9 @@ export async function runApiHandler(cp: ControlPlane, handler: ApiHandler, req: 
 
 async function apply(cp: ControlPlane, req: http.IncomingMessage, url: URL): Promise<ApiResponse> {
   const { sources, message } = await readManifests(req, url);
+  const watch = applyWatchParams(url);
   const outcome = await cp.apply({ sources, dryRun: flag(url, 'dryRun'), message });
-  return json(outcome);
+  return json(watchAfterApply(cp, watch, outcome));
 }
 
 async function deleteByManifest(cp: ControlPlane, req: http.IncomingMessage, url: URL): Promise<ApiResponse> {
@@ -353,4 +360,31 @@ async function rollback(cp: ControlPlane, req: http.IncomingMessage, url: URL): 
   };
   const outcome = await cp.rollback({ version: field('version'), message: field('message'), dryRun: flag(url, 'dryRun') || body?.dryRun === true });
   return json(outcome);
+}
+
+// ---------------------------------------------------------------------------------------------
+// what-if routing
+
+async function whatIfRoute(cp: ControlPlane, req: http.IncomingMessage): Promise<ApiResponse> {
+  const body = parseJson(await readBody(req), 'route request') as Partial<RouteRequestBody> | null;
+  const shape = 'send {"url": "http://reviews:9080/", "from": "productpage-v1", "headers": [["end-user", "jason"]], "sources": [{"name", "content"}]}';
+  if (typeof body !== 'object' || body === null || typeof body.url !== 'string' || body.url === '') throw new ConfigRequestError(400, 'url is required (a string)', { hint: shape });
+  const optional = (name: 'from' | 'namespace' | 'method') => {
+    const v = body[name];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new ConfigRequestError(400, `${name} must be a non-empty string`, { hint: shape });
+    return v;
+  };
+  const headers = body.headers ?? [];
+  if (!Array.isArray(headers) || !headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string')) {
+    throw new ConfigRequestError(400, 'headers must be a list of [name, value] pairs', { hint: shape });
+  }
+  const sources = body.sources ?? [];
+  if (!Array.isArray(sources) || !sources.every((s) => typeof s?.content === 'string')) {
+    throw new ConfigRequestError(400, 'sources must be a list of {"name", "content"} (the candidate files)', { hint: shape });
+  }
+  const answer = await cp.whatIfRoute(
+    { url: body.url, from: optional('from'), namespace: optional('namespace'), method: optional('method'), headers },
+    sources.map((s, i) => ({ name: typeof s.name === 'string' && s.name ? s.name : `source-${i}`, content: s.content })),
+  );
+  return json(answer);
 }

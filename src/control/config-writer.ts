@@ -175,7 +175,20 @@ export class ConfigWriter {
     return run;
   }
 
-  private applyNow(request: ApplyRequest): ApplyOutcome {
+  /**
+   * The config an apply of `request` would make — the running resources with the request's on
+   * top — after exactly the validation `apply --dry-run` does; nothing is written. Refused
+   * requests throw the same ConfigRequestError. For `weft route -f` (what-if routing).
+   */
+  candidate(request: Pick<ApplyRequest, 'sources'>): Promise<{ resources: ConfigResource[]; warnings: string[]; version: string | undefined }> {
+    return this.serialize(() => {
+      const { wouldBe, relevantWarnings, previousVersion } = this.validateApply(request);
+      return { resources: [...wouldBe.values()], warnings: relevantWarnings.map(formatProblem), version: previousVersion };
+    });
+  }
+
+  /** apply's checks: parse, validate, and the analysis of the config the change would make. */
+  private validateApply(request: Pick<ApplyRequest, 'sources'>) {
     const { host } = this;
     // Catch up with file edits the watcher has not delivered yet, so we compare with the disk.
     host.rescan();
@@ -195,6 +208,12 @@ export class ConfigWriter {
     const blocking = analysis.filter((p) => p.severity === 'error' && (applied.has(problemKey(p)) || introduced.has(p)));
     if (blocking.length > 0) throw invalid(blocking, 'the change would leave references that do not resolve');
     const relevantWarnings = [...warnings, ...analysis.filter((p) => p.severity === 'warning' && applied.has(problemKey(p)))];
+    return { previousVersion, prepared, current, wouldBe, relevantWarnings };
+  }
+
+  private applyNow(request: ApplyRequest): ApplyOutcome {
+    const { host } = this;
+    const { previousVersion, prepared, current, wouldBe, relevantWarnings } = this.validateApply(request);
 
     const rejectedKeys = new Map(host.store.rejected().map((r) => [r.key, r]));
     const results: ApplyResult[] = [];

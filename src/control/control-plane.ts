@@ -36,8 +36,14 @@ import {
   type DeleteOutcome,
   type DeleteRequest,
   type RestoreOutcome,
+  type RestoreRequest,
+  type ManifestSource,
 } from './config-writer';
 import { startMonitoringServer, type MonitoringServer } from './monitoring-server';
+import { whatIfRoute, WhatIfError, type RouteAnswer, type RouteQuestion } from './what-if-route';
+import { DashboardService } from '../dashboard/dashboard-service';
+import { RolloutController } from './rollout';
+import { ApplyWatches } from './rollout-apply-watch';
 
 export interface ControlPlaneOptions {
   configDir: string;
@@ -68,6 +74,8 @@ export interface ControlPlaneOptions {
   caCertsDir?: string;
   /** Longest workload certificate lifetime in seconds (Istio MAX_WORKLOAD_CERT_TTL). Default 90 days. */
   maxWorkloadCertTtlSeconds?: number;
+  /** How often the dashboard collector scrapes every proxy (rollouts judge its rounds). Default 5000. */
+  scrapeIntervalMs?: number;
 }
 
 /** A snapshot was published: what changed and why (it is also the newest version in `history`). */
@@ -101,6 +109,12 @@ export class ControlPlane {
   private readonly rejectedGauge: Gauge;
   private readonly configEvents: Counter;
   private readonly writer: ConfigWriter;
+  /** The dashboard and its stats collector: golden signals per service, served on the HTTP address. */
+  readonly dashboard: DashboardService;
+  /** Progressive rollouts (`weft rollout`), run here so they outlive the CLI. */
+  readonly rollouts: RolloutController;
+  /** Health-gated applies (`weft apply --watch`). */
+  readonly applyWatches: ApplyWatches;
   /** Connected proxies by ADS connection id (for the proxies API: addresses, workload names). */
   private readonly proxyNodes = new Map<string, ProxyNode>();
   /** The cause of the rescan in progress, when an API call triggered it. */
@@ -174,6 +188,9 @@ export class ControlPlane {
       currentVersion: () => this.current()?.version,
       preview: (candidate, withProxies) => this.previewChange(candidate, withProxies),
     });
+    this.dashboard = new DashboardService(this, { intervalMs: options.scrapeIntervalMs });
+    this.rollouts = new RolloutController(this);
+    this.applyWatches = new ApplyWatches(this);
   }
 
   get meshConfig(): MeshConfig {
@@ -224,6 +241,14 @@ export class ControlPlane {
     return this.writer.restore({ resources, operation: 'rollback', message, dryRun: request.dryRun }).then((outcome) => ({ ...outcome, target: `v${target.id}` }));
   }
 
+  /**
+   * Makes the config exactly `request.resources` (files rewritten, one new version with the
+   * request's operation as its source): how rollouts and health-gated applies undo themselves.
+   */
+  restore(request: RestoreRequest): Promise<RestoreOutcome> {
+    return this.writer.restore(request);
+  }
+
   /** The diff from the running config to `candidate`, and (withProxies) which connected proxies it would change. */
   previewChange(candidate: readonly ConfigResource[], withProxies: boolean): ChangePreview {
     const proxies = withProxies
@@ -233,6 +258,36 @@ export class ControlPlane {
           .filter((p): p is ProxyNode => p !== undefined)
       : undefined;
     return previewChange({ current: this.ads.servedSnapshot ?? this.current(), candidate, meshConfig: this.meshConfig, proxies, translate: translateForProxy });
+  }
+
+  /**
+   * What-if routing (`weft route`): how `question` would be handled by the running config, or,
+   * with `sources`, by the running config with those resources applied on top (validated as
+   * `apply --dry-run` validates them; nothing is written). Refusals are ConfigRequestErrors.
+   */
+  async whatIfRoute(question: RouteQuestion, sources?: readonly ManifestSource[]): Promise<RouteAnswer> {
+    const running = this.current();
+    if (!running) throw new ConfigRequestError(503, 'the control plane has no config snapshot yet', { hint: 'wait for `weft control` to report ready' });
+    let snapshot = running;
+    let candidate: RouteAnswer['candidate'];
+    if (sources && sources.length > 0) {
+      const c = await this.writer.candidate({ sources });
+      snapshot = createSnapshot({ sequence: running.sequence, reason: 'what-if', resources: c.resources, meshConfig: this.meshConfig });
+      candidate = { files: sources.map((s) => s.name), warnings: c.warnings };
+    }
+    const connected = this.ads
+      .syncStatus()
+      .map((s) => this.proxyNodes.get(s.connectionId))
+      .filter((p): p is ProxyNode => p !== undefined);
+    try {
+      const answer = whatIfRoute({ snapshot, connected, translate: translateForProxy, question });
+      answer.version = running.version;
+      if (candidate) answer.candidate = candidate;
+      return answer;
+    } catch (err) {
+      if (err instanceof WhatIfError) throw new ConfigRequestError(err.status, err.message, err.hint ? { hint: err.hint } : {});
+      throw err;
+    }
   }
 
   /** What a connected proxy said about itself (by ADS connection id). */
@@ -320,6 +375,8 @@ export class ControlPlane {
   }
 
   async stop(graceMs = 2000): Promise<void> {
+    await this.rollouts.close();
+    await this.applyWatches.close();
     this.source?.close();
     this.meshFile?.close();
     this.serving?.close();

@@ -6,7 +6,6 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatProblem } from '../config/problems';
 import { resourceKey } from '../config/resources';
-import { DashboardService } from '../dashboard/dashboard-service';
 import { matchConfigApi, runApiHandler } from './config-api';
 import type { ControlPlane } from './control-plane';
 
@@ -103,7 +102,7 @@ function prefixRoute(cp: ControlPlane, pathname: string): Handler | undefined {
 
 export function startMonitoringServer(cp: ControlPlane, address: string): Promise<MonitoringServer> {
   const routes = buildRoutes(cp);
-  const dashboard = new DashboardService(cp);
+  const dashboard = cp.dashboard;
   const server = http.createServer((req, res) => {
     let url: URL;
     try {

@@ -19,7 +19,8 @@ import type { MeshSnapshot } from '../model/snapshot';
 import type { ProxySyncStatus } from '../xds/server/ads-connection';
 import { DEFAULT_STALE_AFTER_MS, proxyHealth } from './proxy-health';
 import { buildServiceGraph, type MeshProxy } from './service-graph';
-import { listServices, serviceSignals } from './service-signals';
+import { inboundNumbers, listServices, serviceSignals, type ServingWorkloads } from './service-signals';
+import type { TrafficNumbers } from './traffic-numbers';
 import { PROXY_STATS_PORT, StatsCollector, type ScrapeTarget } from './stats-collector';
 import { sumTicks } from './traffic-history';
 
@@ -143,6 +144,22 @@ export class DashboardService {
   services(windowMs: number) {
     const now = Date.now();
     return listServices(this.host.current(), sumTicks(this.collector.history.ticksWithin(windowMs, now)), this.meshedWorkloads());
+  }
+
+  /**
+   * A service's inbound golden signals (optionally only what `serving`'s workloads served) over
+   * the collection rounds that began at or after `since` and ended by `until` (ms since the
+   * epoch): what a rollout step or a watched apply judges. `seconds` is the time covered.
+   */
+  inboundSince(ref: { namespace: string; name: string }, since: number, until = Date.now(), serving?: ServingWorkloads): TrafficNumbers & { seconds: number } {
+    const ticks = this.collector.history.all().filter((t) => t.at - t.seconds * 1000 >= since - 1 && t.at <= until);
+    const window = sumTicks(ticks);
+    return { ...inboundNumbers({ snapshot: this.host.current(), ref, window, meshed: this.meshedWorkloads(), serving }), seconds: window.seconds };
+  }
+
+  /** When the collector's last round ended (ms since the epoch), if it ran. */
+  get lastRoundAt(): number | undefined {
+    return this.collector.history.lastRound;
   }
 
   signals(ref: { namespace: string; name: string }, windowMs: number) {

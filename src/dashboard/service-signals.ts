@@ -157,3 +157,42 @@ function routingConfigFor(snapshot: MeshSnapshot | undefined, hostname: string):
   }
   return out;
 }
+
+/**
+ * Which of a service's workloads a view is about: a DestinationRule subset resolved to the
+ * workloads its labels select (`namespace/name`), and the subset's `version` label for
+ * traffic whose destination workload is not known.
+ */
+export interface ServingWorkloads {
+  workloads: ReadonlySet<string>;
+  version?: string;
+}
+
+/** Whether a series was served by one of `serving`'s workloads. */
+export function servedBy(id: EdgeIdentity, serving: ServingWorkloads): boolean {
+  if (serving.workloads.has(`${id.destinationNamespace}/${id.destinationWorkload}`)) return true;
+  return id.destinationWorkload === 'unknown' && serving.version !== undefined && id.destinationVersion === serving.version;
+}
+
+/**
+ * The golden signals of a service's inbound traffic over `window` — all of it, or (with
+ * `serving`) only what a subset's workloads served. The same counting as the graph and the
+ * service views (countedInGraph), so a rollout judges the numbers the dashboard shows.
+ */
+export function inboundNumbers(input: {
+  snapshot: MeshSnapshot | undefined;
+  ref: ServiceRef;
+  window: WindowTotals;
+  meshed: ReadonlySet<string>;
+  serving?: ServingWorkloads;
+}): TrafficNumbers {
+  const hostname = findService(input.snapshot, input.ref)?.hostname ?? toFqdn(input.ref.name, input.ref.namespace, input.snapshot?.meshConfig.domainSuffix);
+  const sum = new TrafficSum();
+  for (const series of input.window.edges.values()) {
+    const id = series.identity;
+    if (!countedInGraph(id, input.meshed) || !servesService(id, input.ref, hostname)) continue;
+    if (input.serving && !servedBy(id, input.serving)) continue;
+    sum.add(series);
+  }
+  return sum.numbers(input.window.seconds);
+}

@@ -1,17 +1,21 @@
 // The config page (#/config): proxy sync status (STALE and NACK in red, with the proxy's error),
-// the last config versions (the config history, with source and message) and which proxies run
+// progressive rollouts and health-gated applies (rollout-panel.js), the last config versions
+// (the config history, with source and message) and which proxies run
 // each, and every resource with its validation state — accepted, rejected (the last good version
 // keeps serving) — and the analyzer's warnings.
 import { fmtAgo, getJson, h } from './dom.js';
+import { createRolloutPanel } from './rollout-panel.js';
 
 export function createConfigPage(main) {
   const proxies = h('div');
   const versions = h('div');
   const resources = h('div');
+  const rollouts = createRolloutPanel();
   main.append(
     h(
       'section',
       { class: 'page', 'data-page': 'config' },
+      rollouts.el,
       h('h1', {}, 'Proxies'),
       proxies,
       h('div', { class: 'two-col wide-left' }, h('div', {}, h('h1', {}, 'Config resources'), resources), h('div', {}, h('h1', {}, 'Config versions'), versions)),
@@ -19,7 +23,7 @@ export function createConfigPage(main) {
   );
   return {
     async refresh(health) {
-      const [configz, snapshots] = await Promise.all([getJson('/debug/configz'), getJson('/debug/snapshots')]);
+      const [configz, snapshots] = await Promise.all([getJson('/debug/configz'), getJson('/debug/snapshots'), rollouts.refresh()]);
       proxies.replaceChildren(proxyTable(health));
       versions.replaceChildren(versionList(snapshots, health));
       resources.replaceChildren(resourceTable(configz));

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import type { ForwardAction, MirrorPolicy, RetryPolicy } from '../config/model';
+import type { CompiledRoute, ForwardAction, MirrorPolicy, RequestView, RetryPolicy, WeightedClusterChoice } from '../config/model';
 import { combineHashes, murmur3 } from '../upstream/hash';
 import type { Host } from '../upstream/host';
 import { HOP_BY_HOP, UpstreamFailure as UpstreamFailureImpl, type UpstreamCall, type UpstreamFailure, type UpstreamHandler, type UpstreamRequest } from '../upstream/upstream-call';
@@ -14,6 +14,7 @@ import type { HttpStream } from './http-stream';
 import { splitHostPort } from './http-stream';
 import { upstreamResetBody, type ResponseFlag } from './local-reply';
 import { ReplayableBody } from './replayable-body';
+import { mirrorsFor, retryPolicyFor } from './route-matching';
 import type { UpstreamSpan } from '../tracing/tracer';
 
 type HeaderMap = Record<string, string | string[] | undefined>;
@@ -116,7 +117,7 @@ export class Forwarder {
     private readonly cluster: UpstreamCluster,
     private readonly suppressEnvoyHeaders: boolean,
   ) {
-    this.retry = action.retry ?? s.vh?.retry;
+    this.retry = retryPolicyFor(action, s.vh);
     this.retriesLeft = this.retry?.numRetries ?? 0;
     const p = cluster.config.protocol;
     this.protocol = p === 'http2' || (p === 'downstream' && s.exchange.protocol === 'HTTP/2') ? 'http2' : 'http1';
@@ -129,7 +130,7 @@ export class Forwarder {
     this.prepareRequest();
     const timeoutMs = this.routeTimeoutMs();
     if (timeoutMs > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), timeoutMs);
-    const mirrors = this.action.mirrors.length ? this.action.mirrors : s.vh?.mirrors ?? [];
+    const mirrors = mirrorsFor(this.action, s.vh);
     for (const m of mirrors) this.mirror(m);
     this.attempt(false);
   }
@@ -157,22 +158,11 @@ export class Forwarder {
     // node:http answers Expect: 100-continue itself; the upstream gets the body without it.
     if (h.expect !== undefined) h.expect = undefined;
     // Authority (host rewrites) and path (prefix/regex rewrite).
-    let authority = s.authority;
-    const choiceHost = s.choice?.hostRewriteLiteral;
-    if (choiceHost) authority = choiceHost;
-    else if (a.hostRewriteLiteral) authority = a.hostRewriteLiteral;
-    else if (a.hostRewriteHeader && typeof h[a.hostRewriteHeader] === 'string') authority = h[a.hostRewriteHeader] as string;
-    else if (a.hostRewritePathRegex) authority = s.pathOnly().replace(a.hostRewritePathRegex.pattern, a.hostRewritePathRegex.substitution);
+    const authority = upstreamAuthority(a, s.choice, s);
     if (authority !== s.authority && a.appendXForwardedHost) appendHeader(h, 'x-forwarded-host', s.authority);
     h.host = authority;
     const route = s.route!;
-    let path = s.path;
-    if (a.prefixRewrite !== undefined) path = rewritePrefix(s.path, route.path.kind, route.path.value, a.prefixRewrite);
-    else if (a.regexRewrite) {
-      const q = path.indexOf('?');
-      const only = q >= 0 ? path.slice(0, q) : path;
-      path = only.replace(a.regexRewrite.pattern, a.regexRewrite.substitution) + (q >= 0 ? path.slice(q) : '');
-    }
+    const path = upstreamPath(a, route, s.path);
     if (path !== s.path) {
       if (!this.suppressEnvoyHeaders) h['x-envoy-original-path'] = s.path;
       this.request.path = path;
@@ -633,6 +623,27 @@ export class Forwarder {
       timer.unref();
     }
   }
+}
+
+/** The upstream :authority after the host rewrites (weighted cluster's literal first, as Envoy). */
+export function upstreamAuthority(a: ForwardAction, choice: WeightedClusterChoice | undefined, req: RequestView): string {
+  const h = req.headers;
+  if (choice?.hostRewriteLiteral) return choice.hostRewriteLiteral;
+  if (a.hostRewriteLiteral) return a.hostRewriteLiteral;
+  if (a.hostRewriteHeader && typeof h[a.hostRewriteHeader] === 'string') return h[a.hostRewriteHeader] as string;
+  if (a.hostRewritePathRegex) return req.pathOnly().replace(a.hostRewritePathRegex.pattern, a.hostRewritePathRegex.substitution);
+  return req.authority;
+}
+
+/** The upstream :path after prefix_rewrite or regex_rewrite (the query string is kept). */
+export function upstreamPath(a: ForwardAction, route: CompiledRoute, path: string): string {
+  if (a.prefixRewrite !== undefined) return rewritePrefix(path, route.path.kind, route.path.value, a.prefixRewrite);
+  if (a.regexRewrite) {
+    const q = path.indexOf('?');
+    const only = q >= 0 ? path.slice(0, q) : path;
+    return only.replace(a.regexRewrite.pattern, a.regexRewrite.substitution) + (q >= 0 ? path.slice(q) : '');
+  }
+  return path;
 }
 
 /**

@@ -35,7 +35,7 @@ import { applyResponseEdits, setHeader } from './header-mutation';
 import { applyJwtAuthn } from './jwt-authn-filter';
 import { applyRbac } from './rbac-filter';
 import { GrpcStatus, httpToGrpcStatus, isGrpcRequest, sendLocalReply, type ResponseFlag } from './local-reply';
-import { parseQuery, selectRoute } from './route-matching';
+import { filterOverride, parseQuery, selectRoute } from './route-matching';
 import type { RequestSpan, Tracer } from '../tracing/tracer';
 
 /**
@@ -316,11 +316,7 @@ export class HttpStream implements RequestView {
   /** Most specific per-filter config wins: weighted cluster > route > virtual host > filter. */
   private filterSetting<K extends 'fault' | 'cors'>(kind: K): (K extends 'fault' ? FaultSettings : CorsSettings) | null | undefined {
     type T = (K extends 'fault' ? FaultSettings : CorsSettings) | null | undefined;
-    const fromChoice = this.choice?.filters[kind];
-    if (fromChoice !== undefined) return fromChoice as T;
-    const fromRoute = this.route?.filters[kind];
-    if (fromRoute !== undefined) return fromRoute as T;
-    return this.vh?.filters[kind] as T;
+    return filterOverride(kind, this.choice, this.route, this.vh) as T;
   }
 
   /** Returns true when the stream stops here (delayed or aborted). */
@@ -441,32 +437,7 @@ export class HttpStream implements RequestView {
   }
 
   private redirectLocation(a: RedirectAction): string {
-    const { host: origHost, port: origPort } = splitHostPort(this.authority);
-    const scheme = a.scheme ?? this.scheme;
-    let host = origHost;
-    let port: string | undefined = origPort;
-    if (a.host) {
-      const h = splitHostPort(a.host);
-      host = h.host;
-      port = h.port ?? (a.port ? undefined : port);
-    }
-    if (a.port) port = String(a.port);
-    else if (a.scheme && a.scheme !== this.scheme && !a.host) port = undefined; // scheme change drops the old port
-    if ((scheme === 'https' && port === '443') || (scheme === 'http' && port === '80')) port = undefined;
-    const pathOnly = this.pathOnly();
-    const queryIndex = this.path.indexOf('?');
-    let query = queryIndex >= 0 ? this.path.slice(queryIndex) : '';
-    let path = pathOnly;
-    if (a.path) {
-      path = a.path;
-      if (a.path.includes('?')) query = '';
-    } else if (a.prefixRewrite !== undefined && this.route) {
-      path = rewritePrefix(pathOnly, this.route.path.kind, this.route.path.value, a.prefixRewrite);
-    } else if (a.regexRewrite) {
-      path = pathOnly.replace(a.regexRewrite.pattern, a.regexRewrite.substitution);
-    }
-    if (a.stripQuery) query = '';
-    return `${scheme}://${host}${port ? ':' + port : ''}${path}${query}`;
+    return redirectLocation(a, this, this.route);
   }
 
   /**
@@ -596,6 +567,36 @@ export class HttpStream implements RequestView {
       dynamicMetadata: this.dynamicMetadata ?? undefined,
     };
   }
+}
+
+/** The Location of a redirect route for a request (Envoy's redirect action, with its rewrites). */
+export function redirectLocation(a: RedirectAction, req: RequestView, route: CompiledRoute | undefined): string {
+  const { host: origHost, port: origPort } = splitHostPort(req.authority);
+  const scheme = a.scheme ?? req.scheme;
+  let host = origHost;
+  let port: string | undefined = origPort;
+  if (a.host) {
+    const h = splitHostPort(a.host);
+    host = h.host;
+    port = h.port ?? (a.port ? undefined : port);
+  }
+  if (a.port) port = String(a.port);
+  else if (a.scheme && a.scheme !== req.scheme && !a.host) port = undefined; // scheme change drops the old port
+  if ((scheme === 'https' && port === '443') || (scheme === 'http' && port === '80')) port = undefined;
+  const pathOnly = req.pathOnly();
+  const queryIndex = req.path.indexOf('?');
+  let query = queryIndex >= 0 ? req.path.slice(queryIndex) : '';
+  let path = pathOnly;
+  if (a.path) {
+    path = a.path;
+    if (a.path.includes('?')) query = '';
+  } else if (a.prefixRewrite !== undefined && route) {
+    path = rewritePrefix(pathOnly, route.path.kind, route.path.value, a.prefixRewrite);
+  } else if (a.regexRewrite) {
+    path = pathOnly.replace(a.regexRewrite.pattern, a.regexRewrite.substitution);
+  }
+  if (a.stripQuery) query = '';
+  return `${scheme}://${host}${port ? ':' + port : ''}${path}${query}`;
 }
 
 export type PathAction = 'continue' | 'reject' | 'redirect';

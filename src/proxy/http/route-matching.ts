@@ -1,6 +1,18 @@
 // Request-time evaluation of compiled routes: the first route of the virtual host whose path,
-// headers, query parameters, gRPC and runtime-fraction conditions all hold wins (Envoy order).
-import type { CompiledRoute, CompiledVirtualHost, PathMatch, RequestView } from '../config/model';
+// headers, query parameters, gRPC and runtime-fraction conditions all hold wins (Envoy order);
+// and which of a route's settings apply (per-filter overrides, retries, mirrors). Pure: the
+// request path and `weft route` (src/control/what-if-route.ts) both call these.
+import type {
+  CompiledRoute,
+  CompiledVirtualHost,
+  FilterOverrides,
+  ForwardAction,
+  MirrorPolicy,
+  PathMatch,
+  RequestView,
+  RetryPolicy,
+  WeightedClusterChoice,
+} from '../config/model';
 import { isGrpcRequest } from './local-reply';
 
 export function pathMatches(m: PathMatch, req: RequestView): boolean {
@@ -70,4 +82,32 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
+}
+
+/**
+ * The per-filter config (typed_per_filter_config) in effect for a request: the most specific
+ * level that sets it wins — weighted cluster, then route, then virtual host; undefined: none
+ * overrides the filter's own config, null: disabled.
+ */
+export function filterOverride<K extends keyof FilterOverrides>(
+  kind: K,
+  choice: WeightedClusterChoice | undefined,
+  route: CompiledRoute | undefined,
+  vh: CompiledVirtualHost | undefined,
+): FilterOverrides[K] | undefined {
+  const fromChoice = choice?.filters[kind];
+  if (fromChoice !== undefined) return fromChoice;
+  const fromRoute = route?.filters[kind];
+  if (fromRoute !== undefined) return fromRoute;
+  return vh?.filters[kind];
+}
+
+/** The retry policy of a forward: the route's, else the virtual host's (Envoy: no merge). */
+export function retryPolicyFor(action: ForwardAction, vh: CompiledVirtualHost | undefined): RetryPolicy | undefined {
+  return action.retry ?? vh?.retry;
+}
+
+/** The mirror policies of a forward: the route's when it has any, else the virtual host's. */
+export function mirrorsFor(action: ForwardAction, vh: CompiledVirtualHost | undefined): readonly MirrorPolicy[] {
+  return action.mirrors.length ? action.mirrors : (vh?.mirrors ?? []);
 }

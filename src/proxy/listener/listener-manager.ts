@@ -14,6 +14,28 @@ export interface ListenerBindPolicy {
   drainMs: number;
 }
 
+/** Where a listener binds: 0.0.0.0 / :: mean the workload's address; ports may be overridden. */
+export function listenerBindAddress(l: CompiledListener, policy: Pick<ListenerBindPolicy, 'bindAddress' | 'portOverrides'>): { address: string; port: number } {
+  const wildcard = l.address === '0.0.0.0' || l.address === '::' || l.address === '';
+  const address = wildcard ? policy.bindAddress : l.address;
+  const port = policy.portOverrides.get(l.port) ?? l.port;
+  return { address, port };
+}
+
+/**
+ * The bind_to_port=false listener an original-destination hand-off goes to: the one for exactly
+ * `dest`, else the wildcard one on its port.
+ */
+export function findVirtualListener(virtual: readonly CompiledListener[], dest: Destination): CompiledListener | undefined {
+  let wildcard: CompiledListener | undefined;
+  for (const l of virtual) {
+    if (l.port !== dest.port) continue;
+    if (l.address === dest.ip) return l;
+    if (l.address === '0.0.0.0' || l.address === '::') wildcard = l;
+  }
+  return wildcard;
+}
+
 export class ListenerManager {
   private readonly servers = new Map<string, ListenerServer>();
   private virtual: CompiledListener[] = [];
@@ -25,20 +47,11 @@ export class ListenerManager {
   ) {}
 
   private bindFor(l: CompiledListener): { address: string; port: number } {
-    const wildcard = l.address === '0.0.0.0' || l.address === '::' || l.address === '';
-    const address = wildcard ? this.policy.bindAddress : l.address;
-    const port = this.policy.portOverrides.get(l.port) ?? l.port;
-    return { address, port };
+    return listenerBindAddress(l, this.policy);
   }
 
   virtualListenerFor(dest: Destination): CompiledListener | undefined {
-    let wildcard: CompiledListener | undefined;
-    for (const l of this.virtual) {
-      if (l.port !== dest.port) continue;
-      if (l.address === dest.ip) return l;
-      if (l.address === '0.0.0.0' || l.address === '::') wildcard = l;
-    }
-    return wildcard;
+    return findVirtualListener(this.virtual, dest);
   }
 
   /**

@@ -206,30 +206,42 @@ function isCatchAllMatch(m: HTTPMatchRequest | undefined): boolean {
 export function buildVirtualServiceRoutes(ctx: RouteContext, vs: VirtualServiceResource): Json[] {
   const out: Json[] = [];
   const ns = vs.metadata.namespace;
-  for (const http of vs.spec.http ?? []) {
+  const rules = vs.spec.http ?? [];
+  for (let i = 0; i < rules.length; i++) {
+    const http = rules[i];
     if (ctx.proxyless && (http.redirect || http.directResponse)) continue; // gRPC rejects non-route actions
     // Delegation is not supported yet; a rule with nowhere to send traffic is invalid in Istio.
     if (http.delegate || (!http.redirect && !http.directResponse && !(http.route ?? []).some((d) => d.destination))) continue;
-    const matches = http.match && http.match.length > 0 ? http.match.filter((m) => matchApplies(ctx, m, ns)) : [undefined];
+    const matches: { m: HTTPMatchRequest | undefined; j?: number }[] =
+      http.match && http.match.length > 0 ? http.match.map((m, j) => ({ m, j })).filter(({ m }) => matchApplies(ctx, m, ns)) : [{ m: undefined }];
     if (matches.length === 0) continue;
-    for (const m of matches) out.push(translateRoute(ctx, vs, http, m));
-    if (matches.some(isCatchAllMatch)) break;
+    for (const { m, j } of matches) out.push(translateRoute(ctx, vs, http, m, { http: i, match: j }));
+    if (matches.some(({ m }) => isCatchAllMatch(m))) break;
   }
   return out;
 }
 
-function configMetadata(vs: VirtualServiceResource): Json {
+/** Metadata namespace of the VirtualService rule a route came from (see configMetadata). */
+export const ROUTE_ORIGIN_METADATA = 'weft';
+
+/**
+ * Istio's route metadata (`istio.config`: the VirtualService's config path), and Weft's
+ * `weft: {http_index, match_index}`: which `http[i].match[j]` of it the route is, so `weft route`
+ * and operators reading a config dump can name the rule without re-deriving the translation.
+ */
+function configMetadata(vs: VirtualServiceResource, at: { http: number; match?: number }): Json {
   return {
     filter_metadata: {
       istio: { config: `/apis/networking.istio.io/v1alpha3/namespaces/${vs.metadata.namespace}/virtual-service/${vs.metadata.name}` },
+      [ROUTE_ORIGIN_METADATA]: { http_index: at.http, ...(at.match !== undefined ? { match_index: at.match } : {}) },
     },
   };
 }
 
 /** Istio's translateRoute for one HTTPRoute and one of its match conditions. */
-function translateRoute(ctx: RouteContext, vs: VirtualServiceResource, http: HTTPRoute, m: HTTPMatchRequest | undefined): Json {
+function translateRoute(ctx: RouteContext, vs: VirtualServiceResource, http: HTTPRoute, m: HTTPMatchRequest | undefined, at: { http: number; match?: number }): Json {
   const name = http.name && m?.name ? `${http.name}.${m.name}` : (http.name ?? m?.name);
-  const route: Json = { ...(name ? { name } : {}), match: translateRouteMatch(m), metadata: configMetadata(vs) };
+  const route: Json = { ...(name ? { name } : {}), match: translateRouteMatch(m), metadata: configMetadata(vs, at) };
   const ns = vs.metadata.namespace;
   const perFilter: Json = {};
   appendHeaders(route, headerMutations(http.headers?.request), headerMutations(http.headers?.response));
