@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite uses, only those missing (Debian packages):
-# openssl makes the throwaway certificates of the TLS tests, chromium drives the dashboard's UI.
+# openssl makes the throwaway certificates of the TLS tests, chromium drives the dashboard's UI,
+# iptables/iproute2 run the transparent-capture tests (as root).
 set -euo pipefail
 # Chromium for the dashboard's browser test (test/e2e/dashboard.test.ts); its own script, so it can
 # also be run alone.
 bash "$(dirname "$0")/ensure-browser.sh"
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Transparent capture's tests (test/integration/capture-*.test.ts, as root): iptables, ip (iproute2),
+# setpriv (util-linux), curl. (g++, make and python3 for the SO_ORIGINAL_DST addon are needed at
+# `npm ci`, before this runs: scripts/build-native.js.)
+if [ "$(id -u)" -eq 0 ] && [ "$(uname -s)" = Linux ]; then
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "test tools: installing ${missing[*]} from Debian's packages" >&2
 if [ "$(id -u)" -ne 0 ]; then

@@ -11,7 +11,7 @@ import type { CliIo } from './cli-io';
 import { CliError } from './cli-errors';
 import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 
-export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--state-dir DIR] [--keep-config] [--quiet-apps]
+export const DEMO_USAGE = `Usage: weft demo [--config-dir DIR] [--state-dir DIR] [--keep-config] [--quiet-apps] [--netns]
 
 Starts the Bookinfo sample as a mesh on this machine: the control plane (config in DIR, default
 .weft/demo/config), an ingress gateway serving Istio's bookinfo-gateway on http://127.0.0.1:8080,
@@ -21,11 +21,18 @@ CA and talks to the control plane over mTLS (15012); traffic between sidecars is
 Then try Istio's tasks with \`weft apply -f\` on the YAML in examples/bookinfo/networking and
 examples/bookinfo/security. Ctrl-C stops everything.
 
+With --netns (Linux, root): transparent capture, like Istio on Kubernetes. Every workload runs in
+its own network namespace (\`weft run --netns\`) on bridge weft0 (10.250.0.0/24; productpage is
+10.250.0.11, details .12, reviews v1-v3 .13-.15, ratings .16, httpbin .17), its sidecar captures
+its traffic with iptables, and the apps are unchanged: no HTTP_PROXY, no BIND_ADDRESS; they listen
+on their port and call http://reviews:9080. Ctrl-C removes every namespace, rule and the bridge.
+
 Options:
       --config-dir DIR   where the control plane keeps the demo's config
       --state-dir DIR    the CA's files and the workloads' tokens (default .weft/demo/state)
       --keep-config      start from the config left by the last run instead of a fresh one
       --quiet-apps       do not echo the workloads' and proxies' log lines
+      --netns            every workload in its own network namespace with iptables capture
 `;
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -46,6 +53,13 @@ export const DEMO_WORKLOADS: readonly { name: string; address: string; app: stri
   { name: 'productpage-v1', address: '127.0.10.1', app: 'productpage', version: 'v1' },
   { name: 'httpbin', address: '127.0.10.7', app: 'httpbin', version: 'v1' },
 ];
+
+/** The bridge of `--netns` mode and a workload's address on it (127.0.10.N -> 10.250.0.(10+N)). */
+const NETNS_BRIDGE = { name: 'weft0', cidr: '10.250.0.1/24' };
+export function netnsAddressFor(loopbackAddress: string): string {
+  const n = Number(loopbackAddress.split('.')[3]);
+  return `10.250.0.${10 + n}`;
+}
 
 /** Istio's starting point for its tasks: the gateway and every subset, no routing rules yet. */
 const INITIAL_CONFIG = [
@@ -134,23 +148,30 @@ class Children {
   }
 }
 
-function prepareConfig(dir: string, keep: boolean): void {
+function prepareConfig(dir: string, keep: boolean, netns: boolean): void {
   if (keep && fs.existsSync(dir)) return;
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
-  for (const file of INITIAL_CONFIG) fs.copyFileSync(path.join(REPO, file), path.join(dir, path.basename(file)));
+  for (const file of INITIAL_CONFIG) {
+    let text = fs.readFileSync(path.join(REPO, file), 'utf8');
+    // --netns: the same WorkloadEntries, on the bridge's network instead of loopback.
+    if (netns) text = text.replace(/address: (127\.0\.10\.\d+)/g, (_m, a: string) => `address: ${netnsAddressFor(a)}`);
+    fs.writeFileSync(path.join(dir, path.basename(file)), text);
+  }
 }
 
 export async function runDemo(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs(
     argv,
-    { 'config-dir': { type: 'string' }, 'state-dir': { type: 'string' }, 'keep-config': { type: 'boolean' }, 'quiet-apps': { type: 'boolean' } },
+    { 'config-dir': { type: 'string' }, 'state-dir': { type: 'string' }, 'keep-config': { type: 'boolean' }, 'quiet-apps': { type: 'boolean' }, netns: { type: 'boolean' } },
     DEMO_USAGE,
   );
   if (!fs.existsSync(APPS)) throw new CliError(`the Bookinfo apps are not built (${APPS}) (hint: run \`npm run build\`)`);
   const configDir = path.resolve(values['config-dir'] ?? path.join(REPO, '.weft', 'demo', 'config'));
   const stateDir = path.resolve(values['state-dir'] ?? path.join(REPO, '.weft', 'demo', 'state'));
-  prepareConfig(configDir, Boolean(values['keep-config']));
+  const netns = Boolean(values.netns);
+  if (netns && process.getuid?.() !== 0) throw new CliError('--netns needs root: it creates network namespaces, veth pairs and iptables rules (hint: sudo)');
+  prepareConfig(configDir, Boolean(values['keep-config']), netns);
   const children = new Children(io, !values['quiet-apps']);
   let stopRequested = false;
   const stopped = new Promise<void>((resolve) => {
@@ -158,7 +179,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
       if (stopRequested) return;
       stopRequested = true;
       io.out(`\nweft demo: ${signal}, stopping every process it started...\n`);
-      children.stopAll().then(resolve, resolve);
+      children.stopAll(netns ? 30_000 : 8000).then(resolve, resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -173,6 +194,15 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     const identity = ['--state-dir', stateDir, '--xds', SECURE_XDS];
 
     for (const w of DEMO_WORKLOADS) {
+      if (netns) {
+        // `weft run --netns`: namespace, capture rules, hosts file, captured sidecar, the app as it is.
+        step(`${w.name}: network namespace weft-${w.name} at ${netnsAddressFor(w.address)}, captured`);
+        children.start(`${w.name}`, process.execPath, [
+          WEFT, 'run', '--netns', '--workload', w.name, '--bridge', NETNS_BRIDGE.name, '--bridge-address', NETNS_BRIDGE.cidr, ...identity,
+          '--', process.execPath, APPS, w.app,
+        ], { WORKLOAD_NAME: w.name, SERVICE_VERSION: w.version });
+        continue;
+      }
       const appAddress = appAddressFor(w.address);
       step(`${w.name}: sidecar on ${w.address}, app on ${appAddress}`);
       children.start(`${w.name}/proxy`, process.execPath, [...PROXY_NODE_FLAGS, WEFT, 'proxy', '--workload', w.name, ...identity]);
@@ -191,11 +221,12 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
       '--labels', 'istio=ingressgateway,app=istio-ingressgateway', ...identity,
     ]);
     for (const w of DEMO_WORKLOADS) {
-      await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${w.address}:15021/healthz/ready`)) === 200, 60_000, children);
+      const address = netns ? netnsAddressFor(w.address) : w.address;
+      await waitUntil(`${w.name}'s sidecar`, async () => (await get(`http://${address}:15021/healthz/ready`)) === 200, netns ? 120_000 : 60_000, children);
     }
     await waitUntil('the Bookinfo page through the gateway', async () => (await get('http://127.0.0.1:8080/productpage', 5000)) === 200, 30_000, children);
   } catch (err) {
-    await children.stopAll();
+    await children.stopAll(netns ? 30_000 : 8000);
     throw err;
   }
   io.out(`

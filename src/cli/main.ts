@@ -33,6 +33,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.PROXY_USAGE, run: m.runProxy };
     },
   },
+  iptables: {
+    summary: 'install (or --cleanup) the iptables rules that capture a network namespace into its sidecar',
+    async load() {
+      const m = await import('./iptables');
+      return { usage: m.IPTABLES_USAGE, run: m.runIptables };
+    },
+  },
   run: {
     summary: 'run your own application beside a sidecar for a WorkloadEntry (HTTP_PROXY set)',
     load: async () => {

@@ -8,17 +8,24 @@ import { parseDuration } from '../config/validate/formats';
 import type { LogLevel } from '../log/logger';
 import { APP_ADDRESS_METADATA, appAddressFor } from '../model/proxy';
 import type { ProxyOptions } from '../proxy/proxy';
-import { parseCommandArgs, UsageError } from './cli-errors';
+import { CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient, parseHostPort } from './control-client';
 
 export const PROXY_USAGE = `Usage:
   weft proxy --workload NAME [-n NS] [--xds HOST:PORT] [--control HOST:PORT] [--app-address IP]
+  weft proxy --workload NAME --capture [-n NS] [--xds HOST:PORT] [--control HOST:PORT]
   weft proxy --gateway NAME [-n NS] --labels k=v[,k=v] [--address IP] [--xds HOST:PORT]
 
 Sidecar mode takes the address, labels and service account of WorkloadEntry NAME from the control
 plane and binds on that address: outbound 15001, inbound 15006, admin 15000 (loopback only),
 Prometheus stats 15090, health 15021. The application listens on its app address (--app-address).
+With --capture (transparent capture, Istio's INTERCEPTION_MODE REDIRECT) the sidecar runs inside
+the workload's network namespace, where \`weft iptables\` redirects the app's outbound TCP to 15001
+and inbound TCP to 15006; it binds those on all addresses and recovers each connection's original
+destination with SO_ORIGINAL_DST (the native addon built at install). The app is unchanged: it
+listens on its own port and calls services by name. Run it as the user whose traffic the rules
+exclude (\`weft iptables -u\`); \`weft run --netns\` does all of this.
 Gateway mode serves the listeners of every Gateway whose selector matches --labels, on --address
 (default 127.0.0.1).
 
@@ -34,6 +41,7 @@ Options:
   -n, --namespace NS       namespace of the workload or gateway (default "default")
       --labels k=v,...     gateway labels matched by Gateway.selector (e.g. istio=ingressgateway)
       --address IP         gateway bind address (default 127.0.0.1)
+      --capture            transparent capture (see above); fails if SO_ORIGINAL_DST is unavailable
       --app-address IP     where the application listens (default: 127.(A+128).B.C for a workload
                            address 127.A.B.C, else 127.0.0.1)
       --xds HOST:PORT      control plane xDS address (default 127.0.0.1:15010, plaintext; the
@@ -92,6 +100,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
       labels: { type: 'string' },
       address: { type: 'string', default: '127.0.0.1' },
       'app-address': { type: 'string' },
+      capture: { type: 'boolean' },
       xds: { type: 'string', default: '127.0.0.1:15010' },
       'xds-auth': { type: 'string' },
       'ca-address': { type: 'string' },
@@ -109,6 +118,9 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     PROXY_USAGE,
   );
   if (Boolean(values.workload) === Boolean(values.gateway)) throw new UsageError('give exactly one of --workload NAME or --gateway NAME', PROXY_USAGE);
+  const capture = Boolean(values.capture);
+  if (capture && !values.workload) throw new UsageError('--capture is for sidecars (--workload NAME)', PROXY_USAGE);
+  if (capture && values['app-address']) throw new UsageError('--capture and --app-address do not go together: a captured app listens on its own address', PROXY_USAGE);
   const xdsAddress = parseHostPort(values.xds!, '--xds', PROXY_USAGE);
   const xdsAuth = values['xds-auth'] ?? (xdsAddress.port === SECURE_XDS_PORT ? 'mutual-tls' : 'none');
   if (xdsAuth !== 'mutual-tls' && xdsAuth !== 'none') throw new UsageError(`--xds-auth must be mutual-tls or none, not "${xdsAuth}"`, PROXY_USAGE);
@@ -134,7 +146,9 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
   if (values.workload) {
     const control = ControlClient.fromFlag(values.control, io.env, PROXY_USAGE);
     const workload = await control.get<WorkloadInfo>(`/api/v1/workloads/${encodeURIComponent(namespace)}/${encodeURIComponent(values.workload)}`);
-    bindAddress = workload.address;
+    // Captured: 15001 must accept the REDIRECTed connections from loopback (the kernel rewrites a
+    // locally generated packet's destination to 127.0.0.1) and 15006 those on the workload address.
+    bindAddress = capture ? '0.0.0.0' : workload.address;
     // Kubernetes' rule: a pod without a service account runs as "default".
     serviceAccount = workload.serviceAccount || 'default';
     node = {
@@ -146,8 +160,10 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
         INSTANCE_IPS: workload.address,
         SERVICE_ACCOUNT: serviceAccount,
         // Standalone: no iptables; the sidecar binds the service ports on the workload address.
-        INTERCEPTION_MODE: 'NONE',
-        [APP_ADDRESS_METADATA]: values['app-address'] ?? appAddressFor(workload.address),
+        // Captured: virtualOutbound/virtualInbound, original destinations from SO_ORIGINAL_DST.
+        ...(capture
+          ? { INTERCEPTION_MODE: 'REDIRECT' }
+          : { INTERCEPTION_MODE: 'NONE', [APP_ADDRESS_METADATA]: values['app-address'] ?? appAddressFor(workload.address) }),
         PROXY_CONFIG: { proxyAdminPort: 15000 },
       },
     };
@@ -174,6 +190,17 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
   const { startMultiProcessProxy } = await import('../proxy/workers/primary');
   const logLevel = values['log-level'] as LogLevel;
   const logger = createLogger({ level: logLevel });
+  let originalDestination: ProxyOptions['originalDestination'];
+  if (capture) {
+    if (concurrency > 1) throw new UsageError('--capture runs one process (--concurrency 1)', PROXY_USAGE);
+    const { originalDestinationHook, CaptureUnavailableError } = await import('../capture/original-destination');
+    try {
+      originalDestination = originalDestinationHook((err) => logger.warn('original_destination_failed', { error: err }));
+    } catch (err) {
+      if (err instanceof CaptureUnavailableError) throw new CliError(`--capture: ${err.message}`);
+      throw err;
+    }
+  }
   const options: ProxyOptions = {
     xdsAddress: xdsAddress.text,
     xdsMutualTls: xdsAuth === 'mutual-tls' ? { rootCertPath: rootPath, tokenPath } : undefined,
@@ -192,6 +219,7 @@ export async function runProxy(argv: string[], io: CliIo): Promise<number> {
     bindAddress,
     logger,
     telemetry: values.telemetry === 'on',
+    originalDestination,
   };
   const proxy = concurrency > 1 ? await startMultiProcessProxy({ ...options, concurrency, logLevel }) : await startProxy(options);
   const drainMs = Number(values['drain-seconds']) * 1000;

@@ -1,6 +1,9 @@
 // `weft run --workload NAME -- COMMAND...`: meshes the user's own application — starts a sidecar
 // for WorkloadEntry NAME, then runs COMMAND beside it with HTTP_PROXY pointing at the sidecar and
 // the workload's address in the environment. Stops both when either ends, or on Ctrl-C.
+// With --netns (transparent capture, Linux and root): the workload gets its own network namespace
+// with its address, capture rules and a hosts file for mesh names; the sidecar (`weft proxy
+// --capture`, group 1337) and the unchanged COMMAND run inside it (src/capture/).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -8,8 +11,10 @@ import { appAddressFor } from '../model/proxy';
 import { CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient } from './control-client';
+import { PROXY_NODE_FLAGS } from '../proxy/node-flags';
 
 export const RUN_USAGE = `Usage: weft run --workload NAME [-n NS] [--xds HOST:PORT] [--state-dir DIR] [--control HOST:PORT] -- COMMAND [ARGS...]
+       weft run --netns --workload NAME [-n NS] [--netns-name NAME] [--bridge weft0] [--bridge-address 10.250.0.1/24] -- COMMAND [ARGS...]
 
 Starts a sidecar for WorkloadEntry NAME (as \`weft proxy --workload NAME\`), waits until it is
 ready, then runs COMMAND with:
@@ -21,6 +26,17 @@ ready, then runs COMMAND with:
   WORKLOAD_NAME, POD_NAMESPACE
 When COMMAND exits the sidecar is stopped, and weft run exits with COMMAND's status.
 
+With --netns (transparent capture, like Istio; Linux, root): creates network namespace
+weft-<NAME> (or joins --netns-name) with the WorkloadEntry's address on eth0, a veth pair to the
+bridge (created when missing; its address is the namespaces' gateway), installs the capture rules
+(as \`weft iptables -g 1337 -u ""\`), writes the namespace's /etc/hosts with the mesh's service names
+(Istio's DNS auto-allocation range 240.240.0.0/16 for services without an address) and the
+control plane (istiod.istio-system.svc = the bridge address, DNATed to the host's loopback), then
+runs the sidecar (\`weft proxy --capture\`, as group 1337) and COMMAND inside it, unchanged: it
+listens on its own port (localhost or all addresses) and calls http://reviews:9080 directly. No
+HTTP_PROXY, no BIND_ADDRESS. On exit everything created is removed (the namespace, veth and rules;
+the bridge when no other workload uses it).
+
 Options:
       --workload NAME    WorkloadEntry to run as
   -n, --namespace NS     its namespace (default "default")
@@ -28,6 +44,10 @@ Options:
       --xds-auth MODE    mutual-tls | none (default mutual-tls on port 15012, else none)
       --state-dir DIR    the control plane's state directory: mesh root and bootstrap token
                          (default $WEFT_STATE_DIR or .weft/state)
+      --netns            run in a network namespace with transparent capture (see above)
+      --netns-name NAME  the namespace to create or join (default weft-<NAME>)
+      --bridge NAME      the bridge namespaces attach to (default weft0)
+      --bridge-address A the bridge's address/prefix: the workloads' network (default 10.250.0.1/24)
 ${CONTROL_HELP}
 `;
 
@@ -63,12 +83,21 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
       xds: { type: 'string', default: '127.0.0.1:15012' },
       'state-dir': { type: 'string' },
       'xds-auth': { type: 'string' },
+      netns: { type: 'boolean' },
+      'netns-name': { type: 'string' },
+      bridge: { type: 'string', default: 'weft0' },
+      'bridge-address': { type: 'string', default: '10.250.0.1/24' },
       ...CONTROL_OPTION,
     },
     RUN_USAGE,
   );
   if (!values.workload) throw new UsageError('--workload NAME is required', RUN_USAGE);
   const control = ControlClient.fromFlag(values.control, io.env, RUN_USAGE);
+  if (values.netns) {
+    const { runInNetworkNamespace } = await import('./run-netns');
+    return runInNetworkNamespace({ ...values, workload: values.workload, namespace: values.namespace!, command, control }, io);
+  }
+  if (values['netns-name']) throw new UsageError('--netns-name goes with --netns', RUN_USAGE);
   const workload = await control.get<{ address: string; name: string }>(
     `/api/v1/workloads/${encodeURIComponent(values.namespace!)}/${encodeURIComponent(values.workload)}`,
   );
@@ -76,7 +105,7 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
   if (values['state-dir']) proxyArgs.push('--state-dir', values['state-dir']);
   if (values['xds-auth']) proxyArgs.push('--xds-auth', values['xds-auth']);
   const appAddress = appAddressFor(workload.address);
-  const sidecar = spawn(process.execPath, proxyArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const sidecar = spawn(process.execPath, [...PROXY_NODE_FLAGS, ...proxyArgs], { stdio: ['ignore', 'inherit', 'inherit'] });
   const sidecarExit = exitOf(sidecar);
   const deadline = Date.now() + 30_000;
   let sidecarGone = false;

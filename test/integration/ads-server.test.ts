@@ -199,6 +199,11 @@ describe('ADS server', { timeout: 120_000 }, () => {
     assert.deepEqual(typesOf(pushed), [EDS], `expected one EDS response, got ${typesOf(pushed).join(', ')}`);
     assert.equal(pushed[0].version, snapshot.version);
     assert.match(JSON.stringify(client.accepted(EDS).get(REVIEWS_V2)), /10\.0\.0\.3/);
+    // Incremental EDS: the response carries only the assignments that changed (reviews and its v2
+    // subset), and the proxy keeps the others it holds.
+    assert.deepEqual([...pushed[0].names].sort(), [`outbound|9080||${REVIEWS}`, REVIEWS_V2].sort());
+    assert.ok(client.accepted(EDS).has(REVIEWS_V1) && client.accepted(EDS).has(`outbound|9080||ratings.default.svc.cluster.local`));
+    assert.equal(typeStatus(harness, productpageNode.id, EDS).resourcesSent, 2);
     assert.equal(event.pushed, 1);
     // Nothing left unanswered, and the other types stay ACKed at their older version.
     assert.equal(statusOf(harness, productpageNode.id).state, 'SYNCED');

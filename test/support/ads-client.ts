@@ -235,7 +235,12 @@ export class AdsTestClient extends EventEmitter<AdsTestClientEvents> {
     } else {
       state.versionInfo = received.version;
       state.acceptedResponse = response;
-      state.accepted = new Map(resources.map((r) => [resourceName(r), r]));
+      // Like Envoy: a Listener or Cluster response is the whole set; an EDS or RDS response may
+      // carry only what changed, and the resources it leaves out (still subscribed) are kept.
+      const keep = typeUrl === TypeUrl.ClusterLoadAssignment || typeUrl === TypeUrl.RouteConfiguration;
+      const accepted = new Map(keep ? [...state.accepted].filter(([n]) => state.names.includes(n)) : []);
+      for (const r of resources) accepted.set(resourceName(r), r);
+      state.accepted = accepted;
       this.send({ typeUrl, version: received.version, nonce: received.nonce, resourceNames: state.names });
       if (this.options.followDependencies !== false) this.followDependencies(typeUrl, resources);
     }

@@ -321,7 +321,9 @@ export class ListenerServer {
 
   /** The listener whose chains serve `dest`: this one, or a bind_to_port=false one for it. */
   private chainOwner(listener: CompiledListener, dest: Destination): CompiledListener {
-    if (!this.isCapture(listener)) return listener;
+    // Only use_original_dst hands off (virtualOutbound); an original_dst listener filter alone
+    // (virtualInbound) matches the original destination against the listener's own chains.
+    if (!listener.useOriginalDst) return listener;
     if (dest.port === listener.port) return listener;
     return this.deps.virtualListenerFor(dest) ?? listener;
   }

@@ -2,12 +2,13 @@
 // what it ACKed or NACKed. Applies the state-of-the-world ACK/NACK rules of the xDS protocol
 // (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol), modelled on Istio's
 // pilot/pkg/xds ShouldRespond.
+import { createHash } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { ProxyNode, ProxyType } from '../../model/proxy';
 import { ADS_TYPE_ORDER, SHORT_TYPE_NAMES, TypeUrl } from '../protos';
-import type { DiscoveryRequest } from './ads-service';
-import type { PreparedResource } from './resource-cache';
+import { encodeResourceNames, type DiscoveryRequest } from './ads-service';
+import { EMPTY_PREPARED_LIST, PreparedList, type PreparedResource } from './resource-cache';
 
 /**
  * SYNCED: the last response was ACKed. STALE: a response awaits its ACK. NACK: the last response
@@ -67,10 +68,85 @@ export function shortTypeName(typeUrl: string): string {
   return SHORT_TYPE_NAMES[typeUrl as TypeUrl] ?? typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
 }
 
+/**
+ * A subscription's resource names, sorted and unique. Interned: every stream subscribed to the
+ * same names holds the same object (a thousand sidecars of one shape ask for the same three
+ * thousand clusters), so what is selected for it is computed once per prepared map.
+ */
+export interface NameSet {
+  readonly set: ReadonlySet<string>;
+  readonly sorted: readonly string[];
+  /** `sorted` as DiscoveryRequest resource_names entries, made when first compared. */
+  wire?: Uint8Array;
+}
+
+// Not frozen: V8 copies a frozen array (status() slices these) through its slow path.
+const EMPTY_NAMES: NameSet = Object.freeze({ set: new Set<string>(), sorted: [] as readonly string[], wire: new Uint8Array(0) });
+const internedNames = new Map<string, WeakRef<NameSet>>();
+const internedGone = new FinalizationRegistry<string>((key) => {
+  if (internedNames.get(key)?.deref() === undefined) internedNames.delete(key);
+});
+
+function internNames(names: readonly string[]): NameSet {
+  const sorted = [...new Set(names)].filter((n) => n !== '*').sort();
+  if (sorted.length === 0) return EMPTY_NAMES;
+  // A digest, not the joined text: V8 hashes long strings by length only.
+  const key = createHash('sha1').update(sorted.join('\n')).digest('base64');
+  const known = internedNames.get(key)?.deref();
+  if (known && known.sorted.length === sorted.length && known.sorted.every((n, i) => n === sorted[i])) return known;
+  const fresh: NameSet = { set: new Set(sorted), sorted };
+  internedNames.set(key, new WeakRef(fresh));
+  internedGone.register(fresh, key);
+  return fresh;
+}
+
+/** True when `names` (minus `*`) are exactly the set's names. Allocates nothing for a sorted list. */
+function sameNames(set: NameSet, names: readonly string[]): boolean {
+  let count = 0;
+  let ascending = true;
+  let previous: string | undefined;
+  for (const n of names) {
+    if (n === '*') continue;
+    if (!set.set.has(n)) return false;
+    if (previous !== undefined && !(previous < n)) ascending = false;
+    previous = n;
+    count++;
+  }
+  if (count !== set.set.size) return ascending ? false : new Set(names.filter((n) => n !== '*')).size === set.set.size;
+  // Every name is known and there are as many as the set holds: equal unless one is repeated.
+  return ascending || new Set(names.filter((n) => n !== '*')).size === set.set.size;
+}
+
+const WILDCARD_SELECTION = Object.freeze({ set: new Set<string>(), sorted: [] }) as NameSet;
+const selections = new WeakMap<ReadonlyMap<string, PreparedResource>, WeakMap<NameSet, PreparedList>>();
+
+/** The resources of `available` a subscription selects, shared by every stream with that subscription. */
+function selectPrepared(available: ReadonlyMap<string, PreparedResource> | undefined, wildcard: boolean, names: NameSet): PreparedList {
+  if (!available) return EMPTY_PREPARED_LIST;
+  const key = wildcard ? WILDCARD_SELECTION : names;
+  let byNames = selections.get(available);
+  const known = byNames?.get(key);
+  if (known) return known;
+  let items: PreparedResource[];
+  if (wildcard) items = [...available.values()];
+  else {
+    items = [];
+    for (const name of names.sorted) {
+      const r = available.get(name);
+      if (r !== undefined) items.push(r);
+    }
+  }
+  const list = items.length === 0 ? EMPTY_PREPARED_LIST : new PreparedList(items);
+  if (!byNames) selections.set(available, (byNames = new WeakMap()));
+  byNames.set(key, list);
+  return list;
+}
+
 /** Per stream, per type URL: subscription and delivery state. */
 export class WatchedResource {
   wildcard = false;
-  names = new Set<string>();
+  /** Subscribed names (interned, never mutated: a change replaces it). */
+  nameSet: NameSet = EMPTY_NAMES;
   nonceSent?: string;
   versionSent?: string;
   sentAt?: number;
@@ -78,8 +154,12 @@ export class WatchedResource {
   nonceAcked?: string;
   versionAcked?: string;
   lastNack?: NackRecord;
-  /** name -> content id of the last response, to skip pushes that would change nothing. */
-  sentContent = new Map<string, string>();
+  /**
+   * Everything the proxy holds of this type from us: the full selection of the last push (an
+   * incremental EDS/RDS response carries only what changed, but leaves the proxy holding all of
+   * it). Compared with the next selection to decide what, if anything, to send.
+   */
+  sent: PreparedList | undefined;
   /**
    * Respond to the next request even if it looks like a plain ACK. Set when clusters changed
    * without an EDS push: Envoy re-requests endpoints for warming clusters with the same nonce and
@@ -100,7 +180,28 @@ export class WatchedResource {
   subscribe(names: readonly string[], first: boolean): void {
     const legacyWildcard = names.length === 0 && (first || this.wildcard);
     this.wildcard = isWildcardType(this.typeUrl) && (names.includes('*') || legacyWildcard);
-    this.names = new Set(names.filter((n) => n !== '*'));
+    // An ACK repeats the subscription (Envoy sends every name each time): keep the same object.
+    if (!sameNames(this.nameSet, names)) this.nameSet = internNames(names);
+  }
+
+  /**
+   * subscribe() for a request: when its names arrived as the very bytes of the held subscription
+   * (an ACK from a client that lists names sorted, as Envoy and Weft's proxy do), nothing is decoded.
+   */
+  subscribeRequest(request: DiscoveryRequest, first: boolean): void {
+    const wire = request.resource_names_wire;
+    if (wire && this.nameSet.sorted.length > 0) {
+      const mine = (this.nameSet.wire ??= encodeResourceNames(this.nameSet.sorted));
+      if (mine.length === wire.length && Buffer.compare(mine, wire) === 0) {
+        this.wildcard = false; // a non-empty list without "*"
+        return;
+      }
+    }
+    this.subscribe(request.resource_names ?? [], first);
+  }
+
+  get names(): ReadonlySet<string> {
+    return this.nameSet.set;
   }
 
   state(): SyncState {
@@ -109,31 +210,30 @@ export class WatchedResource {
     return this.nonceAcked === this.nonceSent ? 'SYNCED' : 'STALE';
   }
 
-  /** The resources of this type the proxy should have: all for wildcard, else the subscribed ones. */
-  select<T>(available: ReadonlyMap<string, T> | undefined): T[] {
-    if (!available) return [];
-    if (this.wildcard) return [...available.values()];
-    const out: T[] = [];
-    for (const name of [...this.names].sort()) {
-      const r = available.get(name);
-      if (r !== undefined) out.push(r);
-    }
-    return out;
+  /**
+   * The resources of this type the proxy should have: all for wildcard, else the subscribed ones
+   * (in name order). The same list object for every stream with the same subscription.
+   */
+  select(available: ReadonlyMap<string, PreparedResource> | undefined): PreparedList {
+    return selectPrepared(available, this.wildcard, this.nameSet);
   }
 
-  /** True when sending `prepared` would repeat the last response's content exactly. */
-  matchesLastSent(prepared: readonly PreparedResource[]): boolean {
-    if (this.nonceSent === undefined || prepared.length !== this.sentContent.size) return false;
-    return prepared.every((p) => this.sentContent.get(p.name) === p.contentId);
-  }
-
-  recordSent(nonce: string, version: string, prepared: readonly PreparedResource[], now: number, changedAt?: number): void {
+  /**
+   * Records a response. `selection` is everything the proxy now holds of this type (see `sent`);
+   * `count` how many resources the response itself carried.
+   */
+  recordSent(nonce: string, version: string, selection: PreparedList, count: number, now: number, changedAt?: number): void {
     this.nonceSent = nonce;
     this.versionSent = version;
     this.sentAt = now;
-    this.resourcesSent = prepared.length;
-    this.sentContent = new Map(prepared.map((p) => [p.name, p.contentId]));
+    this.resourcesSent = count;
+    this.sent = selection;
     this.changedAt = changedAt;
+  }
+
+  /** Records that the proxy holds `selection` without a response (only resources went away). */
+  recordUnchanged(selection: PreparedList): void {
+    this.sent = selection;
   }
 
   status(): TypeSyncStatus {
@@ -145,7 +245,7 @@ export class WatchedResource {
       nonceSent: this.nonceSent,
       versionAcked: this.versionAcked,
       lastNack: this.lastNack,
-      resourceNames: this.wildcard ? ['*', ...[...this.names].sort()] : [...this.names].sort(),
+      resourceNames: this.wildcard ? ['*', ...this.nameSet.sorted] : this.nameSet.sorted.slice(),
       resourcesSent: this.resourcesSent,
       sentAt: this.sentAt === undefined ? undefined : new Date(this.sentAt).toISOString(),
     };
@@ -207,7 +307,8 @@ export class AdsConnection {
    */
   applyRequest(request: DiscoveryRequest, now = Date.now()): RequestVerdict {
     const typeUrl = request.type_url ?? '';
-    const names = request.resource_names ?? [];
+    // Long name lists are decoded only if they differ from the subscription held (subscribeRequest).
+    const namesEmpty = request.resource_names_wire ? false : (request.resource_names ?? []).length === 0;
     const nonce = request.response_nonce ?? '';
     let watched = this.watched.get(typeUrl);
 
@@ -222,7 +323,7 @@ export class AdsConnection {
       return { kind: 'nack', respond: false, version: nack.version, nonce, message: nack.message };
     }
 
-    if (!isWildcardType(typeUrl) && names.length === 0) {
+    if (!isWildcardType(typeUrl) && namesEmpty) {
       this.watched.delete(typeUrl);
       return { kind: 'unsubscribe', respond: false };
     }
@@ -234,7 +335,7 @@ export class AdsConnection {
         watched = new WatchedResource(typeUrl);
         this.watched.set(typeUrl, watched);
       }
-      watched.subscribe(names, true);
+      watched.subscribeRequest(request, true);
       return { kind: 'initial', respond: true };
     }
 
@@ -253,10 +354,18 @@ export class AdsConnection {
     }
 
     // Only new names need an answer: a client drops what it unsubscribed from by itself.
-    const before = watched.names;
+    const before = watched.nameSet;
     const wasWildcard = watched.wildcard;
-    watched.subscribe(names, false);
-    const added = [...watched.names].some((n) => !before.has(n));
+    watched.subscribeRequest(request, false);
+    let added = false;
+    if (watched.nameSet !== before) {
+      for (const n of watched.nameSet.sorted) {
+        if (!before.set.has(n)) {
+          added = true;
+          break;
+        }
+      }
+    }
     let respond = added || (watched.wildcard && !wasWildcard);
     if (watched.alwaysRespond) {
       watched.alwaysRespond = false;

@@ -12,12 +12,20 @@ import type { Logger } from '../../log/logger';
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { ProxyNode } from '../../model/proxy';
 import { TypeUrl } from '../protos';
-import { adsServiceDefinition, encodeDiscoveryResponse, type DiscoveryNode, type DiscoveryRequest } from './ads-service';
+import { adsServiceDefinition, encodeDiscoveryResponseWithBody, type DiscoveryNode, type DiscoveryRequest } from './ads-service';
 import { AdsConnection, shortTypeName, type EvaluatedConfig, type ProxySyncStatus, type WatchedResource } from './ads-connection';
 import { Debouncer, type DebouncedBurst } from './debounce';
 import { createXdsMetrics, type XdsMetrics } from './metrics';
 import { forEachBounded, TimeSlicedQueue } from './push-queue';
-import { EncodedResourceCache, TranslationCache, type EnvoyJsonResource, type PreparedResource } from './resource-cache';
+import { diffPreparedLists, EncodedResourceCache, PreparedList, TranslationCache, type EnvoyJsonResource, type PreparedResource } from './resource-cache';
+
+/**
+ * Types whose snapshot pushes carry only the resources that changed. The xDS protocol allows it in
+ * state of the world for every type but Listener and Cluster (a proxy keeps the EDS/RDS resources
+ * a response leaves out); Istio's incremental EDS is the same. A proxy that NACKed its last
+ * response of the type, or asks again, gets the full set.
+ */
+const INCREMENTAL_TYPES: ReadonlySet<string> = new Set([TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration]);
 
 /** Per type URL, resources by xDS name: what translate produces for one proxy. */
 export interface GeneratedResourceSet {
@@ -174,6 +182,8 @@ export class AdsServer {
   private readonly encoded = new EncodedResourceCache();
   /** Prepared (encoded) form of each translated map, by the map's identity. */
   private readonly preparedMaps = new WeakMap<ReadonlyMap<string, EnvoyJsonResource>, ReadonlyMap<string, PreparedResource>>();
+  /** The encode-cache generation each prepared map was last refreshed in. */
+  private readonly preparedGeneration = new WeakMap<ReadonlyMap<string, PreparedResource>, number>();
   private readonly answers: TimeSlicedQueue;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   private nonceCounter = 0;
@@ -273,13 +283,20 @@ export class AdsServer {
    */
   waitForConvergence(options: ConvergenceOptions = {}): Promise<ProxySyncStatus[]> {
     const timeoutMs = options.timeoutMs ?? 10_000;
+    // The proxy that kept the last check from succeeding is looked at first: while it lags, a
+    // check costs O(1) instead of a walk over every proxy that already converged.
+    let blocker: AdsConnection | undefined;
     const converged = () => {
       const served = this.current?.snapshot;
       const wanted = options.version ?? this.latestPublished?.version;
       if (!served || wanted === undefined || !isAtLeast(served, wanted)) return false;
       if (this.connections.size < (options.minProxies ?? 0)) return false;
+      if (blocker && !blocker.closed && (blocker.evaluatedSnapshot !== served || !blocker.isSettled())) return false;
       for (const c of this.connections.values()) {
-        if (c.evaluatedSnapshot !== served || !c.isSettled()) return false;
+        if (c.evaluatedSnapshot !== served || !c.isSettled()) {
+          blocker = c;
+          return false;
+        }
       }
       return true;
     };
@@ -584,7 +601,15 @@ export class AdsServer {
       // The translator hands the same (immutable) map to every proxy with the same inputs:
       // prepare it once, not once per proxy.
       const known = this.preparedMaps.get(resources);
+      if (known && this.preparedGeneration.get(known) === this.encoded.generation) {
+        byType.set(typeUrl, known);
+        continue;
+      }
       if (known) {
+        // A map the translator kept from an earlier snapshot: its resources are still live, so
+        // keep their encodings in the cache's current generation (once per map and snapshot).
+        for (const [name, resource] of resources) this.encoded.prepare(typeUrl, name, resource);
+        this.preparedGeneration.set(known, this.encoded.generation);
         byType.set(typeUrl, known);
         continue;
       }
@@ -593,6 +618,7 @@ export class AdsServer {
         for (const [name, resource] of resources) prepared.set(name, this.encoded.prepare(typeUrl, name, resource));
         byType.set(typeUrl, prepared);
         this.preparedMaps.set(resources, prepared);
+        this.preparedGeneration.set(prepared, this.encoded.generation);
       } catch (err) {
         // A translator bug: never send a partial set (that would delete resources); keep the last good.
         failedTypes.add(typeUrl);
@@ -627,14 +653,28 @@ export class AdsServer {
     let resources = 0;
     let bytes = 0;
     // Against a snapshot it was already evaluated on, only the requested type can differ.
-    const candidates = newConfig ? conn.watchedInPushOrder() : conn.watchedInPushOrder().filter((w) => w.typeUrl === forceType);
-    for (const watched of candidates) {
+    for (const watched of conn.watchedInPushOrder()) {
+      const forced = watched.typeUrl === forceType;
+      if (!newConfig && !forced) continue;
       if (config.failedTypes.has(watched.typeUrl)) continue;
-      const prepared = watched.select(config.byType.get(watched.typeUrl));
-      if (watched.typeUrl !== forceType && watched.matchesLastSent(prepared)) continue;
-      const size = this.send(conn, watched, prepared, snapshot.version, changedAt, writes);
+      const selection = watched.select(config.byType.get(watched.typeUrl));
+      let response = selection;
+      if (!forced && watched.nonceSent !== undefined && watched.sent) {
+        // The diff of two shared lists is computed once for every proxy that holds them.
+        const diff = diffPreparedLists(watched.sent, selection);
+        if (diff.same) continue;
+        if (INCREMENTAL_TYPES.has(watched.typeUrl) && watched.state() !== 'NACK') {
+          if (diff.changed.length === 0) {
+            // Only resources the proxy no longer needs went away: it drops them by itself.
+            watched.recordUnchanged(selection);
+            continue;
+          }
+          response = diff.changed;
+        }
+      }
+      const size = this.send(conn, watched, selection, response, snapshot.version, changedAt, writes);
       sentTypes.push(watched.typeUrl);
-      resources += prepared.length;
+      resources += response.length;
       bytes += size;
     }
     // Clusters changed but endpoints did not: Envoy will re-request EDS for the warming clusters.
@@ -671,21 +711,20 @@ export class AdsServer {
   private send(
     conn: AdsConnection,
     watched: WatchedResource,
-    prepared: readonly PreparedResource[],
+    selection: PreparedList,
+    response: PreparedList,
     version: string,
     changedAt: number | undefined,
     writes: Promise<void>[],
   ): number {
     const nonce = `${this.noncePrefix}-${(++this.nonceCounter).toString(36)}`;
-    const message = encodeDiscoveryResponse({
-      version_info: version,
-      type_url: watched.typeUrl,
-      nonce,
-      resources: prepared.map((p) => p.any),
-      control_plane: { identifier: this.options.controlPlaneId ?? 'weft' },
-    });
+    // The resources part is encoded once per list and shared; only the small header is per proxy.
+    const message = encodeDiscoveryResponseWithBody(
+      { version_info: version, type_url: watched.typeUrl, nonce, control_plane: { identifier: this.options.controlPlaneId ?? 'weft' } },
+      response.body(),
+    );
     const now = Date.now();
-    watched.recordSent(nonce, version, prepared, now, changedAt);
+    watched.recordSent(nonce, version, selection, response.length, now, changedAt);
     this.metrics.responseSent(watched.typeUrl, message.length);
     const writeStarted = performance.now();
     writes.push(conn.write(message).then(() => this.metrics.sendCompleted((performance.now() - writeStarted) / 1000)));

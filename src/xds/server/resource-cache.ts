@@ -1,6 +1,7 @@
 // Work sharing across proxies: translation results per proxy "shape" within one snapshot, and
 // encoded google.protobuf.Any bytes per resource content, so a thousand proxies that receive the
 // same cluster cause one protobuf encode of it, not a thousand.
+import * as protobuf from 'protobufjs';
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { ProxyNode } from '../../model/proxy';
 import { encodeResource } from '../protos';
@@ -15,6 +16,82 @@ export interface PreparedResource {
   /** Equal ids mean equal content (same type, same JSON). */
   readonly contentId: string;
   readonly any: EncodedAny;
+  /**
+   * The resource as one entry of DiscoveryResponse.resources (field 2: tag, length, Any), encoded
+   * once per content and copied as is into every response that carries it.
+   */
+  readonly field: Uint8Array;
+}
+
+/** DiscoveryResponse field 2 (`repeated google.protobuf.Any resources`) holding `any`. */
+function encodeResourcesField(any: EncodedAny): Uint8Array {
+  return protobuf.Writer.create().uint32(18).fork().uint32(10).string(any.type_url).uint32(18).bytes(any.value).ldelim().finish();
+}
+
+/**
+ * An ordered list of prepared resources: what one response carries, or what a proxy was last
+ * sent of a type. Lists are shared by every proxy that selects the same resources from the same
+ * prepared map (see `selectPrepared`), so their encoded body is built once for all of them.
+ */
+export class PreparedList {
+  private encoded: Buffer | undefined;
+  private names: Map<string, string> | undefined;
+
+  constructor(readonly items: readonly PreparedResource[]) {}
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  /** The concatenated `resources` fields of a DiscoveryResponse carrying these items. */
+  body(): Buffer {
+    if (!this.encoded) {
+      let size = 0;
+      for (const p of this.items) size += p.field.length;
+      const out = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (const p of this.items) {
+        out.set(p.field, at);
+        at += p.field.length;
+      }
+      this.encoded = out;
+    }
+    return this.encoded;
+  }
+
+  /** name -> content id. */
+  contentByName(): ReadonlyMap<string, string> {
+    if (!this.names) this.names = new Map(this.items.map((p) => [p.name, p.contentId]));
+    return this.names;
+  }
+}
+
+export const EMPTY_PREPARED_LIST = new PreparedList([]);
+
+/** How a list differs from one sent before (computed once per pair of lists, shared by all proxies). */
+export interface PreparedListDiff {
+  /** Same names with the same content: nothing to send. */
+  readonly same: boolean;
+  /** The items of the new list that the old one lacks or holds with other content. */
+  readonly changed: PreparedList;
+}
+
+const diffs = new WeakMap<PreparedList, WeakMap<PreparedList, PreparedListDiff>>();
+
+export function diffPreparedLists(before: PreparedList, after: PreparedList): PreparedListDiff {
+  if (before === after) return { same: true, changed: EMPTY_PREPARED_LIST };
+  let byAfter = diffs.get(before);
+  const known = byAfter?.get(after);
+  if (known) return known;
+  const old = before.contentByName();
+  const changed = after.items.filter((p) => old.get(p.name) !== p.contentId);
+  const diff: PreparedListDiff = {
+    same: changed.length === 0 && before.length === after.length,
+    changed: changed.length === after.length ? after : changed.length === 0 ? EMPTY_PREPARED_LIST : new PreparedList(changed),
+  };
+  if (!byAfter) diffs.set(before, (byAfter = new WeakMap()));
+  byAfter.set(after, diff);
+  return diff;
 }
 
 /** JSON with object keys sorted, so equal content always gives equal text whatever the build order. */
@@ -52,6 +129,7 @@ export interface EncodeCacheStats {
 interface EncodedEntry {
   id: string;
   any: EncodedAny;
+  field: Uint8Array;
 }
 
 /**
@@ -64,7 +142,7 @@ interface EncodedEntry {
  */
 export class EncodedResourceCache {
   // Same object again (translation cache hit, or a translator that shares objects): no JSON at all.
-  private byObject = new WeakMap<object, PreparedResource>();
+  private byObject = new WeakMap<object, { prepared: PreparedResource; key: string; entry: EncodedEntry }>();
   private current = new Map<string, EncodedEntry>();
   private previous = new Map<string, EncodedEntry>();
   private nextId = 0;
@@ -73,9 +151,13 @@ export class EncodedResourceCache {
 
   prepare(typeUrl: string, name: string, resource: EnvoyJsonResource): PreparedResource {
     const known = this.byObject.get(resource);
-    if (known && known.any.type_url === typeUrl && known.name === name) {
+    if (known && known.prepared.any.type_url === typeUrl && known.prepared.name === name) {
       this.hits++;
-      return known;
+      // Keep its content entry in the live generation: an equal object built later (a listener
+      // rebuilt after being reused for a few snapshots) must get the same content id, or it would
+      // look changed and be pushed again.
+      if (!this.current.has(known.key)) this.current.set(known.key, known.entry);
+      return known.prepared;
     }
     const key = `${typeUrl}\n${JSON.stringify(resource)}`;
     let entry = this.current.get(key);
@@ -93,16 +175,21 @@ export class EncodedResourceCache {
         } catch (err) {
           throw new ResourceEncodeError(typeUrl, name, err);
         }
-        entry = { id: (this.nextId++).toString(36), any: { type_url: typeUrl, value } };
+        const any = { type_url: typeUrl, value };
+        entry = { id: (this.nextId++).toString(36), any, field: encodeResourcesField(any) };
       }
       this.current.set(key, entry);
     }
-    const prepared: PreparedResource = { name, contentId: entry.id, any: entry.any };
-    this.byObject.set(resource, prepared);
+    const prepared: PreparedResource = { name, contentId: entry.id, any: entry.any, field: entry.field };
+    this.byObject.set(resource, { prepared, key, entry });
     return prepared;
   }
 
+  /** Incremented by every rotate(). */
+  generation = 0;
+
   rotate(): void {
+    this.generation++;
     this.previous = this.current;
     this.current = new Map();
   }

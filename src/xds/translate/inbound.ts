@@ -20,7 +20,11 @@
 // Where the chains live depends on the node's INTERCEPTION_MODE:
 // - REDIRECT (or unset): `virtualInbound` on 0.0.0.0:15006, each chain also matching
 //   `destination_port`; listener_filters original_dst, tls_inspector (+ http_inspector when a
-//   port is sniffed). Inbound clusters are STATIC to <workload address>:<port>.
+//   port is sniffed). Inbound clusters are STATIC to <workload address>:<port>, or to
+//   127.0.0.1:<port> when REDIRECT is sent explicitly (`weft proxy --capture`: the sidecar shares
+//   the workload's network namespace).
+// A plaintext connection with no chain for its port (STRICT) is closed: inbound capture is what
+// makes PeerAuthentication enforceable against clients that dial the app's port directly.
 // - NONE (standalone, no iptables): one listener `<address>_<port>` per port, bound on the node's
 //   first INSTANCE_IPS address (else the workload's) and that port, with the same chains without
 //   `destination_port`; listener_filters tls_inspector (+ http_inspector). Inbound clusters are
@@ -51,12 +55,16 @@ import { policySubjectOf } from './security-selection';
 import type { SnapshotIndex } from './snapshot-index';
 import { hcmTracing } from './tracing';
 import type { EnvoyResource } from './types';
+import { capturesOutbound } from './listeners';
 import { FILTER, socketAddress } from './values';
 
 type Json = Record<string, unknown>;
 
 /** Node metadata key of Istio's interception mode. */
 export const INTERCEPTION_MODE_METADATA = 'INTERCEPTION_MODE';
+
+/** Where a captured application is dialed from its sidecar (both in its network namespace). */
+const CAPTURED_APP_ADDRESS = '127.0.0.1';
 
 /** Where the application listens in standalone mode when the node does not say (Istio's default endpoint). */
 const DEFAULT_APP_ADDRESS = '127.0.0.1';
@@ -77,7 +85,8 @@ export function appAddressOf(proxy: ProxyNode): string {
  * standalone mode the bind and application addresses; empty in REDIRECT mode (they are not read).
  */
 export function inboundPlacementKey(proxy: ProxyNode): string {
-  return interceptionModeOf(proxy) === 'NONE' ? JSON.stringify(['NONE', proxy.ips[0] ?? '', appAddressOf(proxy)]) : '';
+  if (interceptionModeOf(proxy) === 'NONE') return JSON.stringify(['NONE', proxy.ips[0] ?? '', appAddressOf(proxy)]);
+  return capturesOutbound(proxy) ? 'REDIRECT' : '';
 }
 
 /** One port the proxy's own workload serves, found through the services that select it. */
@@ -135,6 +144,12 @@ export interface InboundOptions {
   readonly appAddress: string;
   readonly mtls: WorkloadMtls;
   /**
+   * INTERCEPTION_MODE REDIRECT sent explicitly (`weft proxy --capture`, a network namespace per
+   * workload): inbound clusters dial 127.0.0.1:<port>, like Istio before 1.10, so an unchanged app
+   * listening on localhost or on every address is reached, and only through its sidecar.
+   */
+  readonly captured: boolean;
+  /**
    * Whether clients reach the workload with Istio mTLS at all (its tlsMode is `istio`, i.e. it has
    * an identity). PERMISSIVE on a workload without one offers plaintext only: no client would
    * use an mTLS chain, and its proxy may have no certificate to serve it with.
@@ -153,6 +168,7 @@ export function inboundOptionsFor(snapshot: MeshSnapshot, index: SnapshotIndex, 
     mode: interceptionModeOf(proxy),
     listenAddress: proxy.ips[0] ?? workload?.address ?? WILDCARD_ADDRESS,
     appAddress: appAddressOf(proxy),
+    captured: capturesOutbound(proxy),
     mtls: workloadMtls(snapshot, index, proxy.namespace, proxy.labels),
     mtlsCapable: workload?.tlsMode === 'istio',
     security: buildSecurityFilters(snapshot, index, policySubjectOf(proxy)),
@@ -242,12 +258,13 @@ export function buildInboundListeners(ports: readonly InboundPort[], o: InboundO
 /**
  * Inbound clusters `inbound|port||`: STATIC, one endpoint at the application's address and target
  * port — the workload's own address with iptables capture (Weft's loopback-per-workload layout;
- * Istio uses ORIGINAL_DST to 127.0.0.6 binds instead), the app address in standalone mode.
+ * Istio uses ORIGINAL_DST to 127.0.0.6 binds instead), 127.0.0.1 with explicit capture in a
+ * network namespace (InboundOptions.captured), the app address in standalone mode.
  */
-export function buildInboundClusters(ports: readonly InboundPort[], o: Pick<InboundOptions, 'mode' | 'appAddress'>): EnvoyResource[] {
+export function buildInboundClusters(ports: readonly InboundPort[], o: Pick<InboundOptions, 'mode' | 'appAddress' | 'captured'>): EnvoyResource[] {
   return ports.map((p) => {
     const name = inboundClusterName(p.port);
-    const address = o.mode === 'NONE' ? o.appAddress : p.address;
+    const address = o.mode === 'NONE' ? o.appAddress : o.captured ? CAPTURED_APP_ADDRESS : p.address;
     return {
       name,
       type: 'STATIC',

@@ -196,16 +196,32 @@ export function buildOutboundListeners(scope: ProxyScope): EnvoyResource[] {
   return out;
 }
 
-/** `virtualOutbound` on 15001: HTTP proxy chain (RDS `http_proxy`) + passthrough/blackhole TCP. */
+/**
+ * Whether the node says its traffic is captured by iptables (INTERCEPTION_MODE REDIRECT sent
+ * explicitly, as `weft proxy --capture` does). Unset also means REDIRECT for inbound (Istio's
+ * default), but keeps the 15001 HTTP chain open to every destination for HTTP_PROXY clients.
+ */
+export function capturesOutbound(proxy: { metadata: Record<string, unknown> }): boolean {
+  return proxy.metadata.INTERCEPTION_MODE === 'REDIRECT';
+}
+
+/**
+ * `virtualOutbound` on 15001: HTTP proxy chain (RDS `http_proxy`) + passthrough/blackhole TCP.
+ * With explicit capture the HTTP chain also matches `destination_port: 15001`, so only clients
+ * that really dial 15001 (HTTP_PROXY) use it; a captured connection to a port no outbound
+ * listener owns goes straight to the passthrough chain, unsniffed, as in Istio (a server-first
+ * protocol to an unknown destination must not wait for client bytes).
+ */
 export function buildVirtualOutboundListener(scope: ProxyScope): EnvoyResource {
   const catchAll = scope.outboundTrafficPolicy === 'ALLOW_ANY' ? PASSTHROUGH_CLUSTER : BLACKHOLE_CLUSTER;
+  const onlyOwnPort = capturesOutbound(scope.proxy) ? { destination_port: VIRTUAL_OUTBOUND_PORT } : {};
   return {
     name: VIRTUAL_OUTBOUND_LISTENER,
     address: socketAddress(WILDCARD_ADDRESS, VIRTUAL_OUTBOUND_PORT),
     filter_chains: [
       {
         name: 'virtualOutbound-http',
-        filter_chain_match: { application_protocols: plaintextHttpAlpn() },
+        filter_chain_match: { ...onlyOwnPort, application_protocols: plaintextHttpAlpn() },
         filters: [
           httpConnectionManager({
             statPrefix: `outbound_${listenerName(WILDCARD_ADDRESS, VIRTUAL_OUTBOUND_PORT)}`,

@@ -13,13 +13,13 @@ import { sameEndpointInputs } from './endpoints';
 import { accessLogConfig, withAccessLogs } from './access-logs';
 import { buildGatewayResources } from './gateway';
 import { buildInboundClusters, buildInboundListeners, inboundOptionsFor, inboundPortsFor, proxyWorkloadKey } from './inbound';
-import { buildOutboundListeners, buildVirtualOutboundListener } from './listeners';
+import { buildOutboundListeners, buildVirtualOutboundListener, capturesOutbound } from './listeners';
 import { proxySignature } from './proxy-signature';
 import { buildProxylessResources } from './proxyless';
 import { buildOutboundRouteConfigurations } from './routes';
 import type { ProxyScope, SnapshotShare } from './scope';
 import { buildProxyScope } from './scope';
-import { freezeValue, GenerationalMemo, type FreezeMode, type MemoStats, type SharedResources } from './shared-resources';
+import { freezeValue, GenerationalMemo, sameJson, type FreezeMode, type MemoStats, type SharedResources } from './shared-resources';
 import { buildSnapshotIndex } from './snapshot-index';
 import type { EnvoyResource, GeneratedResources } from './types';
 
@@ -71,12 +71,13 @@ interface InboundResources {
 
 /** What one snapshot's translations share; dropped with the snapshot. */
 interface SnapshotMemo {
+  readonly snapshot: MeshSnapshot;
   readonly share: SnapshotShare;
   /** By view + destinationRules. */
   readonly outbound: Map<string, OutboundClusters>;
   /** The same by OutboundClusterResources.key. */
   readonly outboundByContent: Map<string, OutboundClusters>;
-  /** By view + l4SourceLabels. */
+  /** By view + l4SourceLabels + telemetry (shared with the previous snapshot after an endpoint-only change). */
   readonly listeners: Map<string, SortedResources>;
   /** By view + destinationRules + httpSourceLabels. */
   readonly routes: Map<string, SortedResources>;
@@ -105,12 +106,18 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
       // A new snapshot starts a new generation: resources it does not reuse are retired on the next.
       clusters.rotate();
       loadAssignments.rotate();
+      // Outbound listeners and routes read no endpoint or workload: when only WorkloadEntries
+      // changed since the latest snapshot (an endpoint-only change), they are the previous ones,
+      // the very same objects (Istio's incremental EDS: no listener or route is rebuilt).
+      const previous = recent.length > 0 ? snapshots.get(recent[recent.length - 1]) : undefined;
+      const reuse = previous !== undefined && sameOutsideEndpoints(previous.snapshot, snapshot);
       memo = {
+        snapshot,
         share: { index: buildSnapshotIndex(snapshot), views: new Map(), resources: { ...resources, services: new Map() } },
         outbound: new Map(),
         outboundByContent: new Map(),
-        listeners: new Map(),
-        routes: new Map(),
+        listeners: reuse ? previous.listeners : new Map(),
+        routes: reuse ? previous.routes : new Map(),
         inbound: new Map(),
         results: new Map(),
       };
@@ -167,7 +174,7 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
       });
     }
 
-    const listeners = remember(memo.listeners, keyOf(sig.view, sig.l4SourceLabels, sig.telemetry), () =>
+    const listeners = remember(memo.listeners, keyOf(sig.view, sig.l4SourceLabels, sig.telemetry, capturesOutbound(proxy) ? 'capture' : ''), () =>
       sorted(withAccessLogs([buildVirtualOutboundListener(scopeOf()), ...buildOutboundListeners(scopeOf())], accessLogConfig(snapshot, proxy, 'outbound'))),
     );
     const routes = remember(memo.routes, keyOf(sig.view, sig.destinationRules, sig.httpSourceLabels), () =>
@@ -197,6 +204,30 @@ export function createTranslator(options: TranslatorOptions = {}): Translator {
   return Object.assign(translate, {
     stats: (): TranslatorStats => ({ sharedResults, builtResults, clusters: clusters.stats(), loadAssignments: loadAssignments.stats() }),
   });
+}
+
+/**
+ * True when two snapshots differ at most in their WorkloadEntries (so in endpoints and workloads):
+ * the same mesh config and, kind by kind, the same resources (by identity or by content). What
+ * outbound listeners and routes are built from (services, VirtualServices, DestinationRules,
+ * Sidecars, Gateways, policies, Telemetry, mesh config) is then equal.
+ */
+export function sameOutsideEndpoints(a: MeshSnapshot, b: MeshSnapshot): boolean {
+  if (a === b) return true;
+  if (a.meshConfig !== b.meshConfig && !sameJson(a.meshConfig, b.meshConfig)) return false;
+  const kinds = Object.keys(a.byKind) as (keyof MeshSnapshot['byKind'])[];
+  if (kinds.length !== Object.keys(b.byKind).length) return false;
+  for (const kind of kinds) {
+    if (kind === 'WorkloadEntry') continue;
+    const x = a.byKind[kind];
+    const y = b.byKind[kind];
+    if (!y || x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) {
+      if (x[i] === y[i]) continue;
+      if (x[i].apiVersion !== y[i].apiVersion || !sameJson(x[i].metadata, y[i].metadata) || !sameJson(x[i].spec, y[i].spec)) return false;
+    }
+  }
+  return true;
 }
 
 function keyOf(...parts: string[]): string {
