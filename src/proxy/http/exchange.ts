@@ -1,6 +1,7 @@
 // One downstream request/response, the same shape over HTTP/1.1 (http1-server.ts) and HTTP/2
 // (node:http2 core streams, below), so routing and forwarding are written once.
 import * as http2 from 'node:http2';
+import type * as net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import type { DownstreamTlsInfo } from '../config/model';
 import { downstreamTlsInfo } from '../listener/downstream-tls-info';
@@ -55,7 +56,56 @@ function listToObject(list: string[], into: Record<string, string | string[]>): 
   }
 }
 
-const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, NGHTTP2_CANCEL } = http2.constants;
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** The connection's facts, read once per HTTP/2 session (its socket is a Proxy: every read traps). */
+interface SessionFacts {
+  readonly socket: net.Socket | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly tls: DownstreamTlsInfo | undefined;
+}
+const kFacts = Symbol('weft.h2SessionFacts');
+const kExchange = Symbol('weft.h2Exchange');
+type FactsSession = http2.ServerHttp2Session & { [kFacts]?: SessionFacts };
+type ExchangeStream = http2.ServerHttp2Stream & { [kExchange]?: Http2Exchange };
+const NO_SESSION: SessionFacts = { socket: undefined, remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0, tls: undefined };
+
+function sessionFacts(session: FactsSession | undefined): SessionFacts {
+  if (!session) return NO_SESSION;
+  let facts = session[kFacts];
+  if (facts === undefined) {
+    const socket = session.socket as net.Socket | undefined;
+    facts = {
+      socket,
+      remoteAddress: socket?.remoteAddress ?? '',
+      remotePort: socket?.remotePort ?? 0,
+      localAddress: socket?.localAddress ?? '',
+      localPort: socket?.localPort ?? 0,
+      tls: downstreamTlsInfo(socket),
+    };
+    // Known only once connected; a session seen before that reads them again next time.
+    if (socket?.remoteAddress !== undefined) session[kFacts] = facts;
+  }
+  return facts;
+}
+
+// Stream events, shared by every exchange (`this` is the stream).
+function onExchangeClose(this: ExchangeStream): void {
+  const ex = this[kExchange];
+  if (ex) ex.closed();
+}
+function onExchangeError(): void {
+  // 'close' follows and reports the abort.
+}
+function onWantTrailers(this: ExchangeStream): void {
+  const t: Record<string, string | string[]> = {};
+  const pending = this[kExchange]?.pendingTrailers;
+  if (pending) listToObject(pending, t);
+  this.sendTrailers(t as http2.OutgoingHttpHeaders);
+}
 
 export class Http2Exchange implements Exchange {
   readonly protocol: DownstreamProtocol = 'HTTP/2';
@@ -70,8 +120,10 @@ export class Http2Exchange implements Exchange {
   readonly localPort: number;
   readonly tls: DownstreamTlsInfo | undefined;
   readonly body: Readable | null;
+  /** The downstream connection's socket (node's proxy of it), for filter-chain lookups. */
+  readonly socket: net.Socket | undefined;
   private sent = 0;
-  private pendingTrailers: string[] | null = null;
+  pendingTrailers: string[] | null = null;
   private abortCallback: (() => void) | null = null;
   private finished = false;
 
@@ -86,33 +138,29 @@ export class Http2Exchange implements Exchange {
     this.scheme = (headers[HTTP2_HEADER_SCHEME] as string) ?? 'http';
     // Pseudo-headers are kept out of the header map the rest of the proxy edits and forwards.
     const plain: Record<string, string | string[] | undefined> = {};
-    for (const name of Object.keys(headers)) {
+    for (const name in headers) {
       if (name.charCodeAt(0) !== 58) plain[name] = headers[name];
     }
     this.headers = plain;
-    const session = stream.session;
-    const socket = session?.socket;
-    this.remoteAddress = socket?.remoteAddress ?? '';
-    this.remotePort = socket?.remotePort ?? 0;
-    this.localAddress = socket?.localAddress ?? '';
-    this.localPort = socket?.localPort ?? 0;
-    this.tls = downstreamTlsInfo(socket);
-    const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-    this.body = endStream ? null : stream;
-    stream.on('wantTrailers', () => {
-      const t: http2.OutgoingHttpHeaders = {};
-      if (this.pendingTrailers) listToObject(this.pendingTrailers, t as Record<string, string | string[]>);
-      stream.sendTrailers(t);
-    });
-    stream.once('close', () => {
-      if (!this.finished) {
-        this.finished = true;
-        this.abortCallback?.();
-      }
-    });
-    stream.on('error', () => {
-      // 'close' follows and reports the abort.
-    });
+    const facts = sessionFacts(stream.session as FactsSession | undefined);
+    this.socket = facts.socket;
+    this.remoteAddress = facts.remoteAddress;
+    this.remotePort = facts.remotePort;
+    this.localAddress = facts.localAddress;
+    this.localPort = facts.localPort;
+    this.tls = facts.tls;
+    this.body = (flags & NGHTTP2_FLAG_END_STREAM) !== 0 ? null : stream;
+    (stream as ExchangeStream)[kExchange] = this;
+    // 'close' comes once: on() spares once()'s wrapper.
+    stream.on('close', onExchangeClose);
+    stream.on('error', onExchangeError);
+  }
+
+  /** The stream closed: if the response had not completed, the client went away. */
+  closed(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.abortCallback?.();
   }
 
   get headersSent(): boolean {
@@ -128,11 +176,11 @@ export class Http2Exchange implements Exchange {
   }
 
   respond(status: number, headers: string[], endStream: boolean): void {
+    if (this.stream.destroyed) return;
     const out: Record<string, string | string[]> = { ':status': String(status) };
     listToObject(headers, out);
-    if (this.stream.destroyed) return;
     // Trailers may follow (gRPC); waitForTrailers lets end() send them or an empty END_STREAM.
-    this.stream.respond(out as http2.OutgoingHttpHeaders, { endStream, waitForTrailers: !endStream });
+    this.stream.respond(out as http2.OutgoingHttpHeaders, endStream ? END_STREAM : WAIT_FOR_TRAILERS);
     if (endStream) this.finished = true;
   }
 
@@ -143,9 +191,14 @@ export class Http2Exchange implements Exchange {
   }
 
   end(trailers: string[] | null): void {
-    this.pendingTrailers = trailers;
     this.finished = true;
-    if (!this.stream.destroyed) this.stream.end();
+    if (this.stream.destroyed) return;
+    // Without trailers node itself ends the stream when it asks for them (an empty END_STREAM).
+    if (trailers !== null && trailers.length > 0) {
+      this.pendingTrailers = trailers;
+      this.stream.on('wantTrailers', onWantTrailers);
+    }
+    this.stream.end();
   }
 
   reset(): void {
@@ -161,3 +214,6 @@ export class Http2Exchange implements Exchange {
     this.abortCallback = callback;
   }
 }
+
+const END_STREAM = Object.freeze({ endStream: true, waitForTrailers: false });
+const WAIT_FOR_TRAILERS = Object.freeze({ endStream: false, waitForTrailers: true });

@@ -485,7 +485,7 @@ export class ListenerServer {
 
   private onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     const exchange = new Http2Exchange(stream, headers, flags);
-    const socket = stream.session?.socket as net.Socket | undefined;
+    const socket = exchange.socket; // read once per session (node's socket proxy traps every read)
     const hcm = socket ? this.hcmFor(socket, ['h2c']) : undefined;
     if (!hcm) {
       this.noChain(exchange);
