@@ -3,12 +3,12 @@
 // group 1337 (`weft proxy --capture`), then the unchanged application. Everything it created is
 // removed when the application ends, the sidecar dies, or on Ctrl-C / SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { CapturedWorkload, CONTROL_PLANE_HOST, PROXY_GID } from '../capture/captured-workload';
 import type { CaptureRulesOptions } from '../capture/iptables-rules';
 import type { HostsService } from '../capture/mesh-hosts';
 import { namespaceNameFor, parseBridge } from '../capture/network-namespace';
+import { exitCodeOf, sidecarReady } from './workload-processes';
 import { CliError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { parseHostPort, type ControlClient } from './control-client';
@@ -53,33 +53,13 @@ export async function listHostsServices(control: ControlClient): Promise<HostsSe
   return out;
 }
 
-function healthy(address: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(`http://${address}:15021/healthz/ready`, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
-
-function exitOf(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    if (child.signalCode !== null) return resolve(128 + 15);
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
-    child.once('error', () => resolve(127));
-  });
-}
-
 function isLoopbackOrAny(host: string): boolean {
   return host === 'localhost' || host === '0.0.0.0' || host === '::' || host === '::1' || /^127\./.test(host);
 }
 
 async function stop(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = exitOf(child);
+  const done = exitCodeOf(child);
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await done;
@@ -156,7 +136,7 @@ export async function runInNetworkNamespace(o: NetnsRunOptions, io: CliIo): Prom
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(sidecar);
-    const sidecarExit = exitOf(sidecar);
+    const sidecarExit = exitCodeOf(sidecar);
     let sidecarGone = false;
     void sidecarExit.then(() => (sidecarGone = true));
     const interrupted = new Promise<number>((resolve) => {
@@ -170,7 +150,7 @@ export async function runInNetworkNamespace(o: NetnsRunOptions, io: CliIo): Prom
       process.once('SIGTERM', () => onSignal('SIGTERM'));
     });
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (!(await healthy(workload.address))) {
+    while (!(await sidecarReady(workload.address))) {
       if (stopping) return 130;
       if (sidecarGone) throw new CliError(`the sidecar for ${o.workload} exited before it was ready (see its log above)`);
       if (Date.now() > deadline) throw new CliError(`the sidecar for ${o.workload} was not ready within ${READY_TIMEOUT_MS / 1000}s`);
@@ -188,7 +168,7 @@ export async function runInNetworkNamespace(o: NetnsRunOptions, io: CliIo): Prom
     const app = spawn(captured.exec()[0], [...captured.exec().slice(1), ...o.command], { stdio: 'inherit', env });
     app.on('error', (err) => io.err(`weft run: cannot start ${o.command[0]}: ${err.message}\n`));
     children.push(app);
-    const code = await Promise.race([exitOf(app), sidecarExit.then(() => -1), interrupted]);
+    const code = await Promise.race([exitCodeOf(app), sidecarExit.then(() => -1), interrupted]);
     if (code === -1) {
       io.err(`weft run: the sidecar for ${o.workload} exited; stopping ${o.command[0]}\n`);
       return 1;

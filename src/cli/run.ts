@@ -4,10 +4,10 @@
 // With --netns (transparent capture, Linux and root): the workload gets its own network namespace
 // with its address, capture rules and a hosts file for mesh names; the sidecar (`weft proxy
 // --capture`, group 1337) and the unchanged COMMAND run inside it (src/capture/).
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as http from 'node:http';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { appAddressFor } from '../model/proxy';
+import { exitCodeOf, sidecarReady } from './workload-processes';
 import { CliError, parseCommandArgs, UsageError } from './cli-errors';
 import type { CliIo } from './cli-io';
 import { CONTROL_HELP, CONTROL_OPTION, ControlClient } from './control-client';
@@ -53,24 +53,6 @@ ${CONTROL_HELP}
 
 const WEFT = path.resolve(__dirname, '..', '..', '..', 'bin', 'weft');
 
-function healthy(address: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(`http://${address}:15021/healthz/ready`, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
-
-function exitOf(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
-  });
-}
-
 export async function runRun(argv: string[], io: CliIo): Promise<number> {
   const separator = argv.indexOf('--');
   if (separator < 0 || separator === argv.length - 1) throw new UsageError('give the command to run after --', RUN_USAGE);
@@ -106,11 +88,11 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
   if (values['xds-auth']) proxyArgs.push('--xds-auth', values['xds-auth']);
   const appAddress = appAddressFor(workload.address);
   const sidecar = spawn(process.execPath, [...PROXY_NODE_FLAGS, ...proxyArgs], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const sidecarExit = exitOf(sidecar);
+  const sidecarExit = exitCodeOf(sidecar);
   const deadline = Date.now() + 30_000;
   let sidecarGone = false;
   void sidecarExit.then(() => (sidecarGone = true));
-  while (!(await healthy(workload.address))) {
+  while (!(await sidecarReady(workload.address))) {
     if (sidecarGone) throw new CliError(`the sidecar for ${values.workload} exited before it was ready (see its log above)`);
     if (Date.now() > deadline) {
       sidecar.kill('SIGTERM');
@@ -138,11 +120,11 @@ export async function runRun(argv: string[], io: CliIo): Promise<number> {
   };
   process.once('SIGINT', () => forward('SIGINT'));
   process.once('SIGTERM', () => forward('SIGTERM'));
-  const code = await Promise.race([exitOf(app), sidecarExit.then(() => -1)]);
+  const code = await Promise.race([exitCodeOf(app), sidecarExit.then(() => -1)]);
   if (code === -1) {
     io.err(`weft run: the sidecar for ${values.workload} exited; stopping ${command[0]}\n`);
     app.kill('SIGTERM');
-    await exitOf(app);
+    await exitCodeOf(app);
     return 1;
   }
   sidecar.kill('SIGTERM');
