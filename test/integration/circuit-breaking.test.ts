@@ -5,7 +5,6 @@
 // x-envoy-overloaded (response flag UO) and the client sidecar's upstream_rq_pending_overflow
 // counts them; then one 5xx ejects httpbin, which `weft proxy-config endpoints` shows.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,6 +14,7 @@ import { silentLogger } from '../../src/log/logger';
 import { appAddressFor } from '../../src/model/proxy';
 import { formatLoadResult, runLoad, type LoadResult } from '../support/load-client';
 import { adminStats, adminText } from '../support/proxy-admin';
+import { ChildProcesses } from '../support/child-processes';
 import { waitFor } from '../support/wait-for';
 import { REPO, runWeft, WEFT } from './cli-harness';
 
@@ -55,18 +55,10 @@ describe("Istio's circuit-breaking task on httpbin", () => {
   let stateDir: string;
   let cp: ControlPlane;
   let control: string;
-  const children: { name: string; child: ChildProcess; output: string[] }[] = [];
+  const children = new ChildProcesses();
 
   function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
-    const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const entry = { name, child, output: [] as string[] };
-    const keep = (d: Buffer) => {
-      entry.output.push(d.toString());
-      if (entry.output.length > 200) entry.output.shift();
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    children.push(entry);
+    children.start(name, args, { cwd: REPO, env });
   }
 
   function sidecar(workload: string): void {
@@ -100,7 +92,7 @@ describe("Istio's circuit-breaking task on httpbin", () => {
     sidecar('httpbin');
     sidecar('fortio');
     start('httpbin', [APPS, 'httpbin'], { BIND_ADDRESS: appAddressFor(HTTPBIN), WORKLOAD_NAME: 'httpbin' });
-    const logs = () => children.map((c) => `--- ${c.name}\n${c.output.join('')}`).join('\n');
+    const logs = () => children.logs();
     for (const address of [FORTIO, HTTPBIN]) {
       await waitFor(async () => (await fetch(`http://${address}:15021/healthz/ready`)).status === 200, { timeoutMs: 30_000, message: () => `${address}'s sidecar ready\n${logs()}` });
     }
@@ -108,20 +100,7 @@ describe("Istio's circuit-breaking task on httpbin", () => {
   });
 
   after(async () => {
-    await Promise.all(
-      children.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-            child.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await children.stopAll();
     await cp?.stop(100);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(stateDir, { recursive: true, force: true });

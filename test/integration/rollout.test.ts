@@ -5,7 +5,6 @@
 // completes; one to the failing subset rolls itself back; abort restores the start; and
 // `weft apply --watch` undoes a change (a fault abort) that breaks traffic.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -16,6 +15,7 @@ import type { RolloutStatus } from '../../src/control/rollout-contract';
 import { testLogger } from '../support/static-ads';
 import { appAddressFor } from '../../src/model/proxy';
 import { startBackendProcess, type BackendProcess } from '../support/backend-process';
+import { ChildProcesses } from '../support/child-processes';
 import { waitFor } from '../support/wait-for';
 import { api, REPO, runWeft, WEFT } from './cli-harness';
 
@@ -124,24 +124,16 @@ describe('progressive rollouts and health-gated apply', () => {
   let control: string;
   let load: ReturnType<typeof startLoad>;
   const backends: BackendProcess[] = [];
-  const children: { name: string; child: ChildProcess; output: string[] }[] = [];
-  const logs = () => children.map((c) => `--- ${c.name}\n${c.output.join('')}`).join('\n');
+  const children = new ChildProcesses(100);
+  const logs = () => children.logs();
   const weft = (args: string[], timeoutMs = 60_000) => runWeft([...args, '--control', control], { timeoutMs });
 
   function sidecar(name: string): void {
-    const child = spawn(
-      process.execPath,
+    children.start(
+      name,
       [WEFT, 'proxy', '--workload', name, '--xds', `127.0.0.1:${cp.secureXdsPort}`, '--xds-auth', 'mutual-tls', '--state-dir', stateDir, '--control', control, '--log-level', 'warn'],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: REPO },
     );
-    const entry = { name, child, output: [] as string[] };
-    const keep = (d: Buffer) => {
-      entry.output.push(d.toString());
-      if (entry.output.length > 100) entry.output.shift();
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    children.push(entry);
   }
 
   /** The client sidecar's route config for reviews, as its admin endpoint dumps it. */
@@ -192,20 +184,7 @@ describe('progressive rollouts and health-gated apply', () => {
 
   after(async () => {
     await load?.stop();
-    await Promise.all(
-      children.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-            child.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await children.stopAll();
     await Promise.all(backends.map((b) => b.stop()));
     await cp?.stop(100);
     fs.rmSync(dir, { recursive: true, force: true });

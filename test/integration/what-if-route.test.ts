@@ -6,7 +6,6 @@
 // for real through the same proxy; destination, subset and status must agree. Then the CLI's
 // output, a candidate file (-f) that changes the answer and nothing else, and the errors.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -17,6 +16,7 @@ import type { RouteAnswer } from '../../src/control/what-if-route';
 import { silentLogger } from '../../src/log/logger';
 import { appAddressFor } from '../../src/model/proxy';
 import { startBackendProcess, type BackendProcess } from '../support/backend-process';
+import { ChildProcesses } from '../support/child-processes';
 import { waitFor } from '../support/wait-for';
 import { api, REPO, runWeft, WEFT } from './cli-harness';
 
@@ -74,21 +74,13 @@ describe('what-if routing agrees with the proxies (weft route)', () => {
   let work: string;
   let cp: ControlPlane;
   let control: string;
-  const children: { name: string; child: ChildProcess; output: string[] }[] = [];
+  const children = new ChildProcesses(100);
   const backends: BackendProcess[] = [];
 
   function start(name: string, args: string[]): void {
-    const child = spawn(process.execPath, args, { cwd: REPO, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const entry = { name, child, output: [] as string[] };
-    const keep = (d: Buffer) => {
-      entry.output.push(d.toString());
-      if (entry.output.length > 100) entry.output.shift();
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    children.push(entry);
+    children.start(name, args, { cwd: REPO });
   }
-  const logs = () => children.map((c) => `--- ${c.name}\n${c.output.join('')}`).join('\n');
+  const logs = () => children.logs();
   const identity = () => ['--xds', `127.0.0.1:${cp.secureXdsPort}`, '--xds-auth', 'mutual-tls', '--state-dir', stateDir, '--control', control, '--log-level', 'warn'];
   const weft = (args: string[]) => runWeft([...args, '--control', control], { timeoutMs: 60_000 });
   const ask = async (body: Record<string, unknown>): Promise<RouteAnswer> => {
@@ -158,18 +150,7 @@ describe('what-if routing agrees with the proxies (weft route)', () => {
   after(async () => {
     await Promise.all([
       ...backends.map((b) => b.stop()),
-      ...children.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-            child.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
+      children.stopAll(),
     ]);
     await cp?.stop(100);
     for (const d of [dir, stateDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true });
