@@ -29,6 +29,7 @@ import type {
   HttpConnectionManagerConfig,
   RequestView,
 } from '../proxy/config/model';
+import { requestHeader } from '../proxy/config/model';
 import { addressBytes, evaluateRbac, type AuthzSubject } from '../proxy/config/rbac';
 import { compileRouteConfig, findVirtualHost } from '../proxy/config/route-config';
 import { selectTransportSocket, type UpstreamTlsSettings } from '../proxy/config/upstream-tls';
@@ -598,20 +599,7 @@ class QuestionRequest implements RequestView {
   }
 
   header(name: string): string | undefined {
-    switch (name) {
-      case ':authority':
-        return this.authority;
-      case ':method':
-        return this.method;
-      case ':path':
-        return this.path;
-      case ':scheme':
-        return this.scheme;
-    }
-    if (name.startsWith(':')) return undefined;
-    const v = this.headers[name];
-    if (v === undefined) return name === 'host' ? this.authority : undefined;
-    return Array.isArray(v) ? v.join(',') : v;
+    return requestHeader(this, name);
   }
 }
 

@@ -33,6 +33,27 @@ export interface RequestView {
   header(name: string): string | undefined;
 }
 
+/** RequestView.header for any view: pseudo-headers from the view, `host` falls back to :authority. */
+export function requestHeader(view: Omit<RequestView, 'header'>, name: string): string | undefined {
+  if (name.charCodeAt(0) === 58 /* : */) {
+    switch (name) {
+      case ':authority':
+        return view.authority;
+      case ':method':
+        return view.method;
+      case ':path':
+        return view.path;
+      case ':scheme':
+        return view.scheme;
+      default:
+        return undefined;
+    }
+  }
+  const v = view.headers[name];
+  if (v === undefined) return name === 'host' ? view.authority : undefined;
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
 /** What a TLS-terminating listener learned about a downstream connection. */
 export interface DownstreamTlsInfo {
   /** SNI the client sent. */

@@ -19,6 +19,7 @@ import type {
   RequestView,
   WeightedClusterChoice,
 } from '../config/model';
+import { requestHeader } from '../config/model';
 import { findVirtualHost } from '../config/route-config';
 import type { AuthzSubject } from '../config/rbac';
 import type { JwksCache } from '../authn/jwks-cache';
@@ -204,23 +205,7 @@ export class HttpStream implements RequestView {
   }
 
   header(name: string): string | undefined {
-    if (name.charCodeAt(0) === 58 /* : */) {
-      switch (name) {
-        case ':authority':
-          return this.authority;
-        case ':method':
-          return this.method;
-        case ':path':
-          return this.path;
-        case ':scheme':
-          return this.scheme;
-        default:
-          return undefined;
-      }
-    }
-    const v = this.headers[name];
-    if (v === undefined) return name === 'host' ? this.authority : undefined;
-    return Array.isArray(v) ? v.join(',') : v;
+    return requestHeader(this, name);
   }
 
   // ---- lifecycle ----
