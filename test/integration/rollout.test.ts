@@ -290,6 +290,8 @@ spec:
       assert.equal(latest.source, 'rollback');
       assert.match(latest.message ?? '', /^weft apply --watch: v\d+ rolled back: error rate of reviews 100% > 5% \(was [\d.]+%\) within 20s$/);
       assert.deepEqual([...cp.history.latest()!.resources], [...cp.history.resolve(before).resources]);
+      // The CLI reports once the rollback is recorded; count traffic once the client has it.
+      await waitFor(async () => !(await clientRoutes()).includes('"abort"'), { timeoutMs: 20_000, message: 'the client sidecar has the rolled-back route' });
       await trafficOnlyTo('reviews-v2');
     } finally {
       fs.rmSync(broken, { force: true });
