@@ -34,6 +34,7 @@ import { spiffeId } from '../ca/spiffe';
 import type { HttpRuntime } from './http/http-stream';
 import { ListenerManager } from './listener/listener-manager';
 import type { Destination } from './listener/listener-server';
+import { EventLoopDelay } from './event-loop-delay';
 import { ProxyStats } from './stats';
 import { Tracer } from './tracing/tracer';
 import { ProxyTelemetry } from './telemetry/proxy-telemetry';
@@ -184,6 +185,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const ports: ProxyPorts = { ...DEFAULT_PORTS, ...options.ports };
   const random = options.random ?? Math.random;
   const stats = new ProxyStats();
+  const eventLoop = new EventLoopDelay();
+  stats.eventLoop = eventLoop;
   const secrets = options.secrets ?? (options.identity ? new SecretStore() : undefined);
   const secureContexts = new SecureContextCache(secrets);
   const agent = options.identity
@@ -509,6 +512,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       rejectReady(new Error('proxy closed before it was ready'));
       xds.close();
       agent?.close();
+      eventLoop.close();
       // Past the grace period the listeners cut their connections; each stream then aborts its
       // upstream request itself.
       await listenerManager.close(graceMs);

@@ -1,6 +1,7 @@
 // The proxy's counters, kept as plain numbers on the hot path and rendered on demand in Envoy's
 // /stats text form and in Prometheus form (envoy_* names with Envoy's tag labels, followed by
 // Istio's standard istio_* metrics when telemetry is on).
+import type { EventLoopDelayWindow } from './event-loop-delay';
 import { escapeLabelValue } from './telemetry/istio-metrics';
 import type { ClusterManager } from './upstream/cluster-manager';
 
@@ -119,6 +120,8 @@ export class ProxyStats {
   controlPlaneConnected = false;
   /** Istio's standard metrics (telemetry/istio-metrics.ts), appended to the Prometheus output. */
   istio: { renderPrometheus(): string } | undefined = undefined;
+  /** The event loop's delay over the last window (event-loop-delay.ts). */
+  eventLoop: { lastWindow(): EventLoopDelayWindow } | undefined = undefined;
 
   http(prefix: string): HttpStats {
     let s = this.httpByPrefix.get(prefix);
@@ -207,6 +210,8 @@ export class ProxyStats {
       lines.push(`${prefix}.update_attempt: ${s.update_attempt}`, `${prefix}.update_success: ${s.update_success}`, `${prefix}.update_rejected: ${s.update_rejected}`);
     }
     lines.push(`control_plane.connected_state: ${this.controlPlaneConnected ? 1 : 0}`);
+    const loop = this.eventLoop?.lastWindow();
+    if (loop) lines.push(`weft.event_loop_delay_p50_ms: ${loop.p50}`, `weft.event_loop_delay_p99_ms: ${loop.p99}`, `weft.event_loop_delay_max_ms: ${loop.max}`);
     return lines.sort().join('\n') + '\n';
   }
 
@@ -247,6 +252,16 @@ export class ProxyStats {
         (/_total$|_rq_\dxx$|_overflow$|_fail$|_reset$|_timeout$|_retry|_injected$|_success$|_rejected$|_attempt$|_ejections_|_cx_destroy|_max_requests$|_reached$|_exceeded$|_exponential$|_eject$/.test(name) &&
           !/_active$|_open$|_remaining_/.test(name));
       out.push(`# TYPE ${name} ${counter ? 'counter' : 'gauge'}`, ...lines);
+    }
+    const loop = this.eventLoop?.lastWindow();
+    if (loop) {
+      out.push(
+        `# HELP weft_event_loop_delay_seconds How long the event loop was held up, over the last ${loop.windowMs / 1000} s window.`,
+        '# TYPE weft_event_loop_delay_seconds gauge',
+        `weft_event_loop_delay_seconds{quantile="0.5"} ${loop.p50 / 1000}`,
+        `weft_event_loop_delay_seconds{quantile="0.99"} ${loop.p99 / 1000}`,
+        `weft_event_loop_delay_seconds{quantile="1"} ${loop.max / 1000}`,
+      );
     }
     return out.join('\n') + '\n' + (this.istio?.renderPrometheus() ?? '');
   }

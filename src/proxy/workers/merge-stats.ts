@@ -5,15 +5,15 @@
 // How a series combines (Envoy's gauge "import modes", by name):
 // - control plane (xDS update counters, control_plane.connected_state): the primary's value only —
 //   workers apply what the primary accepted, so their own copies would count each update N times;
-// - config gauges every worker holds alike (cluster membership) and circuit-breaker "open" flags:
-//   the largest value;
+// - config gauges every worker holds alike (cluster membership), circuit-breaker "open" flags and
+//   the event loop's delay: the largest value;
 // - everything else (counters, histogram buckets/sum/count, activity gauges): the workers' sum.
 // Counters of a worker that died are lost with it (its replacement starts at zero).
 
 type Rule = 'primary' | 'max' | 'sum';
 
 const PRIMARY = /^(cluster_manager\.cds|listener_manager\.lds|weft\.eds|weft\.rds)\.|^(envoy_)?control_plane[._]connected_state$/;
-const MAX = /membership_(total|healthy|degraded)$|_open$/;
+const MAX = /membership_(total|healthy|degraded)$|_open$|event_loop_delay/;
 
 function ruleOf(name: string): Rule {
   if (PRIMARY.test(name)) return 'primary';
