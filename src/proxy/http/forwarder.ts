@@ -121,7 +121,7 @@ export class Forwarder {
     this.retriesLeft = this.retry?.numRetries ?? 0;
     const p = cluster.config.protocol;
     this.protocol = p === 'http2' || (p === 'downstream' && s.exchange.protocol === 'HTTP/2') ? 'http2' : 'http1';
-    this.request = { method: s.method, path: s.path, headers: s.headers, body: null, servername: cluster.config.tls?.sni };
+    this.request = { method: s.method, path: s.path, headers: s.headers, body: null };
   }
 
   start(): void {
@@ -155,7 +155,8 @@ export class Forwarder {
     const h = s.headers as HeaderMap;
     for (const name of HOP_BY_HOP) if (h[name] !== undefined) h[name] = undefined;
     if (h.te !== undefined && h.te !== 'trailers') h.te = undefined;
-    // node:http answers Expect: 100-continue itself; the upstream gets the body without it.
+    // The downstream connection answers Expect: 100-continue itself (http1-server.ts); the upstream
+    // gets the body without it.
     if (h.expect !== undefined) h.expect = undefined;
     // Authority (host rewrites) and path (prefix/regex rewrite).
     const authority = upstreamAuthority(a, s.choice, s);
@@ -609,7 +610,7 @@ export class Forwarder {
     const protocol = cluster.config.protocol === 'http2' ? 'http2' : 'http1';
     let timer: NodeJS.Timeout | null = null;
     const call = host.connector(protocol).dispatch(
-      { method: s.method, path: this.request.path, headers, body, servername: cluster.config.tls?.sni },
+      { method: s.method, path: this.request.path, headers, body },
       {
         onHeaders: () => undefined,
         onData: () => true,

@@ -77,7 +77,7 @@ export class ListenerServer {
   private readonly server: net.Server;
   private readonly h1Connections = new Set<Http1ServerConnection>();
   private readonly h1Owner: Http1ConnectionOwner;
-  /** HCM idle_timeout: node:http's keep-alive timeout before (60 s) unless the config says. */
+  /** HCM idle_timeout: how long an HTTP/1.1 connection may sit between requests (60 s unless the config says). */
   private h1IdleTimeoutMs = 60_000;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();

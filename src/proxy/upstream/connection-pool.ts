@@ -312,8 +312,8 @@ export abstract class ConnectionPool<C extends PooledConnection> implements Endp
   }
 
   /**
-   * The connection was closed for being idle. The socket's close was seen first and counted as the
-   * upstream's doing (undici reports the idle timeout only after); it was ours.
+   * The connection was closed for being idle: it was ours, whether the socket's close was counted
+   * already (as the upstream's doing) or comes after.
    */
   protected idleTimedOut(conn: C): void {
     const stats = this.resources.stats;

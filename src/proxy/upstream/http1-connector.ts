@@ -27,7 +27,7 @@ const CONNECT_ERRORS = new Set([
   'UND_ERR_CONNECT',
 ]);
 
-/** Maps a Node/undici error to an Envoy-style upstream failure. */
+/** Maps a Node socket or TLS error to an Envoy-style upstream failure. */
 export function classifyUpstreamError(err: unknown, beforeHeaders: boolean, reused = false): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
   const e = err as { code?: string; message?: string; name?: string };

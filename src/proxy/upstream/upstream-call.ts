@@ -11,11 +11,6 @@ export interface UpstreamRequest {
   body: Buffer | Readable | null;
   /** Set for Upgrade requests (websocket). */
   upgrade?: string;
-  /**
-   * TLS server name for TLS upstreams. Without one, undici derives it from the Host header
-   * (Envoy would send none unless auto_sni).
-   */
-  servername?: string;
   /** Only a connection that has carried no request yet may take it (after a keep-alive race). */
   freshConnection?: boolean;
 }
