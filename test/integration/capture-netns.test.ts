@@ -214,7 +214,8 @@ describe('transparent capture in network namespaces (weft run --netns)', { skip:
       });
     }
     // The server app is up once its port answers through the mesh.
-    await waitFor(() => curlFromClient('http://hello:8080/').status === 0, { timeoutMs: 60_000, intervalMs: 500, message: logTail });
+    // curl exits 0 on a 503 too: wait for the service's own answer, through both sidecars.
+    await waitFor(() => /hello from hello:8080/.test(curlFromClient('http://hello:8080/').stdout), { timeoutMs: 60_000, intervalMs: 500, message: logTail });
   });
 
   after(async () => {
