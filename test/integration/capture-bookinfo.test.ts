@@ -10,20 +10,13 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { captureSkipReason } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
 const WEFT = path.join(REPO, 'bin', 'weft');
 const PAGE = 'http://127.0.0.1:8080/productpage';
 const DETAILS = '10.250.0.12';
-
-function skipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, iptables)';
-  if (spawnSync('iptables', ['-V']).status !== 0) return 'needs iptables';
-  if (!fs.existsSync(path.join(REPO, 'native', 'build', 'Release', 'original_dst.node'))) return 'the SO_ORIGINAL_DST addon is not built';
-  return undefined;
-}
 
 function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -47,7 +40,7 @@ function apply(file: string): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-describe('weft demo --netns: Bookinfo with transparent capture', { skip: skipReason() }, () => {
+describe('weft demo --netns: Bookinfo with transparent capture', { skip: captureSkipReason() }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-demo-netns-'));
   let demo: ChildProcess | undefined;
   let output = '';

@@ -4,11 +4,11 @@
 // a REDIRECTed connection's original destination.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { captureRules, type CaptureRulesOptions } from '../../src/capture/iptables-rules';
 import { CaptureUnavailableError, loadOriginalDstAddon } from '../../src/capture/original-destination';
+import { captureSkipReason } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -97,16 +97,7 @@ describe('the SO_ORIGINAL_DST addon', () => {
   });
 });
 
-const rootSkip =
-  process.platform !== 'linux'
-    ? 'needs Linux'
-    : process.getuid?.() !== 0
-      ? 'needs root'
-      : spawnSync('iptables', ['-V']).status !== 0
-        ? 'needs iptables'
-        : undefined;
-
-describe('weft iptables in a network namespace', { skip: rootSkip }, () => {
+describe('weft iptables in a network namespace', { skip: captureSkipReason() }, () => {
   before(() => {
     spawnSync('ip', ['netns', 'del', NS]);
     const r = spawnSync('ip', ['netns', 'add', NS], { encoding: 'utf8' });
@@ -145,7 +136,7 @@ describe('weft iptables in a network namespace', { skip: rootSkip }, () => {
     assert.match(natTable(NS), /--dport 9 -j RETURN/);
   });
 
-  it('reads the original destination of a REDIRECTed connection', { skip: fs.existsSync(path.join(REPO, 'native', 'build', 'Release', 'original_dst.node')) ? undefined : 'addon not built' }, async () => {
+  it('reads the original destination of a REDIRECTed connection', async () => {
     spawnSync('ip', ['netns', 'exec', NS, 'iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '240.240.9.9', '-j', 'REDIRECT', '--to-ports', '15999']);
     const veth = spawnSync('ip', ['-n', NS, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'], { encoding: 'utf8' });
     assert.equal(veth.status, 0, veth.stderr);

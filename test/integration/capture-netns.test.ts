@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { captureSkipReason } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -23,14 +24,6 @@ const SERVER_IP = '10.250.91.10';
 const CLIENT_IP = '10.250.91.11';
 const NS_SERVER = 'weftcap91-server';
 const NS_CLIENT = 'weftcap91-client';
-
-function skipReason(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux';
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, iptables)';
-  if (spawnSync('iptables', ['-V']).status !== 0) return 'needs iptables';
-  if (!fs.existsSync(path.join(REPO, 'native', 'build', 'Release', 'original_dst.node'))) return 'the SO_ORIGINAL_DST addon is not built';
-  return undefined;
-}
 
 const CONFIG = `
 apiVersion: v1
@@ -151,7 +144,7 @@ function netnsList(): string {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
 }
 
-describe('transparent capture in network namespaces (weft run --netns)', { skip: skipReason() }, () => {
+describe('transparent capture in network namespaces (weft run --netns)', { skip: captureSkipReason() }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-capture-'));
   const configDir = path.join(dir, 'config');
   const stateDir = path.join(dir, 'state');
