@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import * as path from 'node:path';
 import { grpcUnaryCall, type FixedRateRequest } from './fixed-rate-client';
-import { HOST, sum, type Saturator } from './data-plane-lib';
+import { gatewayYaml, HOST, sum, type Saturator } from './data-plane-lib';
 
 export const GRPC_PORTS = { backend: 18100, nginxProxy: 18101, weftGateway: 18102 } as const;
 /** The gRPC gateway binds its listener and admin ports on its own loopback address. */
@@ -124,15 +124,7 @@ spec:
   labels: {app: grpc-backend}
   ports: {grpc: ${GRPC_PORTS.backend}}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bench-gateway-grpc, namespace: default}
-spec:
-  selector: {istio: bench-gateway-grpc}
-  servers:
-  - port: {number: ${GRPC_PORTS.weftGateway}, name: grpc, protocol: GRPC}
-    hosts: ["*"]
----
+${gatewayYaml('bench-gateway-grpc', GRPC_PORTS.weftGateway, 'GRPC')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bench-grpc, namespace: default}

@@ -11,6 +11,19 @@ import type { FixedRateOptions, FixedRateResult, FixedRateRequest } from './fixe
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const HOST = '127.0.0.1';
+
+/** An Istio Gateway serving every host on one port, selecting the proxy labelled istio=<name>. */
+export function gatewayYaml(name: string, port: number, protocol: 'HTTP' | 'GRPC' | 'TCP'): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ${name}, namespace: default}
+spec:
+  selector: {istio: ${name}}
+  servers:
+  - port: {number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol}}
+    hosts: ["*"]
+`;
+}
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { HOST } from './data-plane-lib';
+import { gatewayYaml, HOST } from './data-plane-lib';
 
 export const TCP_PORTS = { nginxProxy: 18111, weftGateway: 18112 } as const;
 /** The TCP gateway binds its listener and admin ports on its own loopback address. */
@@ -49,15 +49,7 @@ spec:
   labels: {app: tcp-backend}
   ports: {tcp: ${backendPort}}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bench-gateway-tcp, namespace: default}
-spec:
-  selector: {istio: bench-gateway-tcp}
-  servers:
-  - port: {number: ${TCP_PORTS.weftGateway}, name: tcp, protocol: TCP}
-    hosts: ["*"]
----
+${gatewayYaml('bench-gateway-tcp', TCP_PORTS.weftGateway, 'TCP')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bench-tcp, namespace: default}

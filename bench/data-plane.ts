@@ -35,6 +35,7 @@ import { parseArgs } from 'node:util';
 import { appAddressFor } from '../src/model/proxy';
 import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags';
 import {
+  gatewayYaml,
   HOST, REPO, childPids, fillTemplate, findNginx, fixedRate, fmt, killAllNow, median, pinned, portFree, ratio, renderTable, requirePortsFree,
   saturate, startNginx, startProcess, statusKb, stopAll, sum, waitForHttp200, type FixedRateRun, type Managed, type Pinning, type SaturationResult, type Target,
 } from './data-plane-lib';
@@ -81,33 +82,9 @@ spec:
   labels: {app: backend}
   ports: {http: ${PORTS.backend}}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bench-gateway, namespace: default}
-spec:
-  selector: {istio: bench-gateway}
-  servers:
-  - port: {number: ${PORTS.weftGateway}, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bench-gateway-telemetry-off, namespace: default}
-spec:
-  selector: {istio: bench-gateway-telemetry-off}
-  servers:
-  - port: {number: ${PORTS.weftGateway}, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bench-gateway-c2, namespace: default}
-spec:
-  selector: {istio: bench-gateway-c2}
-  servers:
-  - port: {number: ${PORTS.weftGateway}, name: http, protocol: HTTP}
-    hosts: ["*"]
----
+${gatewayYaml('bench-gateway', PORTS.weftGateway, 'HTTP')}---
+${gatewayYaml('bench-gateway-telemetry-off', PORTS.weftGateway, 'HTTP')}---
+${gatewayYaml('bench-gateway-c2', PORTS.weftGateway, 'HTTP')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: bench, namespace: default}

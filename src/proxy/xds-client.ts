@@ -68,7 +68,7 @@ type AdsStream = grpc.ClientDuplexStream<Json, Json>;
 let adsClientConstructor: grpc.ServiceClientConstructor | undefined;
 
 /**
- * The ADS stub, its messages encoded with the Envoy proto root the resources are decoded with
+ * The ADS client class, its messages encoded with the Envoy proto root the resources are decoded with
  * (parsing ads.proto a second time through proto-loader cost a fifth of the proxy's start-up).
  */
 function adsClientCtor(): grpc.ServiceClientConstructor {

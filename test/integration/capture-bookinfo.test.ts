@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { captureSkipReason } from '../support/capture-prerequisites';
+import { requireCapturePrerequisites } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -40,13 +40,14 @@ function apply(file: string): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-describe('weft demo --netns: Bookinfo with transparent capture', { skip: captureSkipReason() }, () => {
+describe('weft demo --netns: Bookinfo with transparent capture', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-demo-netns-'));
   let demo: ChildProcess | undefined;
   let output = '';
 
   before(
     async () => {
+      requireCapturePrerequisites();
       await waitFor(async () => !(await portInUse(15014)) && !(await portInUse(8080)) && !(await portInUse(15012)), {
         timeoutMs: 15 * 60_000,
         intervalMs: 1000,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { captureRules, type CaptureRulesOptions } from '../../src/capture/iptables-rules';
 import { CaptureUnavailableError, loadOriginalDstAddon } from '../../src/capture/original-destination';
-import { captureSkipReason } from '../support/capture-prerequisites';
+import { requireCapturePrerequisites } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -97,8 +97,9 @@ describe('the SO_ORIGINAL_DST addon', () => {
   });
 });
 
-describe('weft iptables in a network namespace', { skip: captureSkipReason() }, () => {
+describe('weft iptables in a network namespace', () => {
   before(() => {
+    requireCapturePrerequisites();
     spawnSync('ip', ['netns', 'del', NS]);
     const r = spawnSync('ip', ['netns', 'add', NS], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);

@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { captureSkipReason } from '../support/capture-prerequisites';
+import { requireCapturePrerequisites } from '../support/capture-prerequisites';
 import { waitFor } from '../support/wait-for';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -144,7 +144,7 @@ function netnsList(): string {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
 }
 
-describe('transparent capture in network namespaces (weft run --netns)', { skip: captureSkipReason() }, () => {
+describe('transparent capture in network namespaces (weft run --netns)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-capture-'));
   const configDir = path.join(dir, 'config');
   const stateDir = path.join(dir, 'state');
@@ -188,6 +188,7 @@ describe('transparent capture in network namespaces (weft run --netns)', { skip:
   };
 
   before(async () => {
+    requireCapturePrerequisites();
     hostNatBefore = spawnSync('iptables', ['-t', 'nat', '-S'], { encoding: 'utf8' }).stdout;
     fs.mkdirSync(configDir, { recursive: true });
     fs.writeFileSync(path.join(configDir, 'mesh.yaml'), CONFIG);

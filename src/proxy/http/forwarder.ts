@@ -109,7 +109,6 @@ export class Forwarder {
   private hashComputed = false;
   private retryCounted = false;
   private transparentRetryUsed = false;
-  private readonly startHr = performance.now();
 
   constructor(
     private readonly s: HttpStream,

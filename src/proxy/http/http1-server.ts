@@ -249,7 +249,6 @@ export class Http1Exchange implements Exchange {
   closeAfter: boolean;
   /** Bytes after an Upgrade request's head (the upgraded protocol's first bytes); null otherwise. */
   upgradeHead: Buffer | null = null;
-  private readonly keepAlive: boolean;
   private sent = 0;
   private responded = false;
   private finished = false;
@@ -281,7 +280,6 @@ export class Http1Exchange implements Exchange {
     this.localAddress = facts.localAddress;
     this.localPort = facts.localPort;
     this.tls = facts.tls;
-    this.keepAlive = head.keepAlive;
     this.closeAfter = !head.keepAlive;
     const expect = headers.expect;
     this.expectsContinue = head.versionMinor === 1 && typeof expect === 'string' && expect.toLowerCase() === '100-continue';

@@ -190,7 +190,6 @@ class Http1Call extends PooledRequest<Http1Connection> {
   private released = false;
   /** The request (head and body) is all written: only then may the connection carry another. */
   private sent = false;
-  private body: Readable | null = null;
 
   constructor(request: UpstreamRequest, handler: UpstreamHandler, private readonly h1: Http1Connector) {
     super(request, handler);
@@ -261,7 +260,6 @@ class Http1Call extends PooledRequest<Http1Connection> {
   }
 
   private streamBody(socket: net.Socket, body: Readable, chunked: boolean): void {
-    this.body = body;
     const onData = (chunk: Buffer) => {
       if (this.finished || chunk.length === 0) return;
       const ok = chunked ? (socket.cork(), socket.write(chunkHeader(chunk.length), 'latin1'), socket.write(chunk), socket.write('\r\n', 'latin1'), socket.uncork(), !socket.writableNeedDrain) : socket.write(chunk);
@@ -290,7 +288,6 @@ class Http1Call extends PooledRequest<Http1Connection> {
       body.off('end', onEnd);
       body.off('close', onClose);
       body.off('error', onClose);
-      this.body = null;
     };
     body.on('data', onData);
     body.once('end', onEnd);
